@@ -1,0 +1,129 @@
+"""Input checks shared by nndl's public functions and classes.
+
+Every check raises ``ValueError`` or ``TypeError`` with a one-line message that names the
+argument, quotes the value received and says what was expected. Checks run at the public
+boundary (constructors, ``loss``, ``Solver``), never inside the per-layer hot path.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def _short(value, limit=60):
+    """A short printable form of ``value`` for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_positive_int(name, value):
+    """Return ``value`` as int if it is a positive integer, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {_short(value)}")
+    return int(value)
+
+
+def check_hidden_dims(name, value):
+    """Return ``value`` as a list of positive ints (an int counts as a one-element list)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = [value]
+    try:
+        dims = list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a non-empty list of positive ints, got {_short(value)}") from None
+    ok = dims and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in dims
+    )
+    if not ok:
+        raise ValueError(f"{name} must be a non-empty list of positive ints, got {_short(value)}")
+    return [int(d) for d in dims]
+
+
+def check_nonneg_float(name, value):
+    """Return ``value`` as float if it is a finite number >= 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number >= 0, got {_short(value)}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {_short(value)}")
+    return float(value)
+
+
+def check_positive_float(name, value):
+    """Return ``value`` as float if it is a finite number > 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number > 0, got {_short(value)}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {_short(value)}")
+    return float(value)
+
+
+def check_probability(name, value):
+    """Return ``value`` as float if it lies in [0, 1), else raise (used for dropout)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1), got {_short(value)}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``, else raise listing them."""
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {valid}; got {_short(value)}")
+    return value
+
+
+def check_array(name, value, ndim_min=1):
+    """Return ``value`` as an ndarray of real numbers with no NaN/inf, else raise."""
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value)
+        except Exception:  # noqa: BLE001 - anything NumPy cannot convert is a type error
+            raise TypeError(f"{name} must be a numeric array, got {_short(value)}") from None
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {value.dtype}")
+    if value.ndim < ndim_min:
+        raise ValueError(f"{name} must have at least {ndim_min} dimension(s), got shape {value.shape}")
+    # The sum is NaN/inf whenever an element is, and costs far less than an elementwise
+    # isfinite over a large dataset; only if the sum overflows is the exact test needed.
+    if value.dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = value.sum()
+        if not np.isfinite(total) and not np.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or inf values; clean or impute the data first")
+    return value
+
+
+def check_features(name, X, num_features):
+    """Check that ``X`` is (N, d_1, ..., d_k) with d_1 * ... * d_k == num_features."""
+    X = check_array(name, X, ndim_min=2)
+    got = int(np.prod(X.shape[1:]))
+    if got != num_features:
+        raise ValueError(
+            f"{name} must have {num_features} features per example (the model's input_dim), "
+            f"got shape {X.shape} with {got}"
+        )
+    return X
+
+
+def check_labels(name, y, num_examples, num_classes=None):
+    """Check that ``y`` is a 1-D integer array of length ``num_examples`` with values in [0, C)."""
+    if not isinstance(y, np.ndarray):
+        y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and y.size and np.isfinite(y).all() and (y == np.round(y)).all():
+            # Whole-valued floats (e.g. labels read from a CSV) are accepted and converted.
+            y = y.astype(np.intp)
+        else:
+            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if y.ndim != 1 or y.shape[0] != num_examples:
+        raise ValueError(f"{name} must have shape ({num_examples},) to match the inputs, got {y.shape}")
+    if num_classes is not None and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} must lie in [0, {num_classes}), got label {bad}")
+    return y

@@ -1,0 +1,181 @@
+"""Save and load trained models (and Solver state) as one ``.npz`` file, without pickle.
+
+Contract
+--------
+A checkpoint is an ``.npz`` archive of plain arrays plus one JSON document under the key
+``__nndl__``: ``{"format": "nndl-model", "format_version": 1, "nndl_version", "model_class",
+"config", "class_names", ...}``. Arrays are stored as ``param/<name>``, ``bn/<i>/<key>``
+(batchnorm running averages), ``pre/<name>`` (preprocessing, e.g. the mean image) and
+``optim/<param>/<key>`` (optimizer state). It is read with ``allow_pickle=False``, so loading
+never runs code. Writes go to a temporary file in the target directory that is renamed over
+the target only when complete: a crash mid-write leaves the previous file intact.
+
+``load_model(path)`` rebuilds a model whose predictions equal the saved one's exactly.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .fc_net import FullyConnectedNet, TwoLayerNet
+
+__all__ = ["save_model", "load_model", "load_checkpoint", "save_solver_checkpoint",
+           "CheckpointError", "FORMAT_VERSION"]
+
+FORMAT = "nndl-model"
+FORMAT_VERSION = 1
+_MODEL_CLASSES = {"FullyConnectedNet": FullyConnectedNet, "TwoLayerNet": TwoLayerNet}
+
+
+class CheckpointError(ValueError):
+    """A file that is not an nndl checkpoint, or one this version cannot read."""
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _atomic_savez(path, arrays):
+    """Write ``arrays`` to ``path`` via a temporary file and a rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".nndl-", suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _model_arrays(model, preprocessing=None):
+    if type(model).__name__ not in _MODEL_CLASSES or not hasattr(model, "config"):
+        raise TypeError(f"save_model supports {', '.join(_MODEL_CLASSES)}, got {type(model).__name__}")
+    arrays = {f"param/{k}": np.asarray(v) for k, v in model.params.items()}
+    for i, bn_param in enumerate(getattr(model, "bn_params", [])):
+        for key in ("running_mean", "running_var"):
+            if bn_param.get(key) is not None:
+                arrays[f"bn/{i}/{key}"] = np.asarray(bn_param[key])
+    for k, v in (preprocessing or {}).items():
+        arrays[f"pre/{k}"] = np.asarray(v)
+    return arrays
+
+
+def _meta(model, class_names=None, **extra):
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "nndl_version": _version(),
+        "model_class": type(model).__name__, "config": model.config(),
+        "class_names": list(class_names) if class_names is not None else None, **extra,
+    }
+
+
+def save_model(path, model, preprocessing=None, class_names=None, **extra):
+    """Save a FullyConnectedNet / TwoLayerNet to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or path
+        Target file (``.npz`` is conventional).
+    model : FullyConnectedNet or TwoLayerNet
+    preprocessing : dict of str -> ndarray, optional
+        E.g. ``{"mean_image": ...}``, restored as ``model.preprocessing``.
+    class_names : list of str, optional
+    **extra
+        More JSON-serialisable metadata (e.g. ``dataset="digits"``).
+    """
+    arrays = _model_arrays(model, preprocessing)
+    arrays["__nndl__"] = np.array(json.dumps(_meta(model, class_names, **extra)))
+    _atomic_savez(path, arrays)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint into ``(meta, arrays)``; raise ``CheckpointError`` if it is not one."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path} is not an nndl model file ({exc})") from None
+    raw = arrays.pop("__nndl__", None)
+    try:
+        meta = json.loads(str(raw)) if raw is not None else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an nndl model file (no nndl metadata)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {version} (written by nndl {meta.get('nndl_version')}); "
+            f"this nndl {_version()} reads format {FORMAT_VERSION}")
+    return meta, arrays
+
+
+def load_model(path):
+    """Rebuild the model saved at ``path``.
+
+    Returns
+    -------
+    model : FullyConnectedNet or TwoLayerNet
+        With ``model.preprocessing`` (dict of arrays), ``model.class_names`` and
+        ``model.metadata`` (the JSON metadata) set.
+    """
+    meta, arrays = load_checkpoint(path)
+    cls = _MODEL_CLASSES.get(meta.get("model_class"))
+    if cls is None:
+        raise CheckpointError(f"{path}: unknown model class {meta.get('model_class')!r}")
+    config = dict(meta["config"])
+    if cls is TwoLayerNet:
+        config["hidden_dims"] = config["hidden_dims"][0]
+    try:
+        # seed=0 avoids touching the global random state; the weights are overwritten below.
+        model = cls(**config, seed=0)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
+    for name in model.params:
+        key = f"param/{name}"
+        if key not in arrays or arrays[key].shape != model.params[name].shape:
+            raise CheckpointError(f"{path}: parameter {name} is missing or has the wrong shape")
+        model.params[name] = arrays[key].astype(model.dtype, copy=False)
+    for i, bn_param in enumerate(model.bn_params):
+        for key in ("running_mean", "running_var"):
+            if f"bn/{i}/{key}" in arrays:
+                bn_param[key] = arrays[f"bn/{i}/{key}"]
+    model.preprocessing = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
+    model.class_names = meta.get("class_names")
+    model.metadata = meta
+    return model
+
+
+def save_solver_checkpoint(solver, path):
+    """Save the Solver's model, optimizer state, epoch and histories to ``path``."""
+    arrays = _model_arrays(solver.model)
+    scalars = {}
+    for name, config in solver.optim_configs.items():
+        scalars[name] = {}
+        for key, value in config.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optim/{name}/{key}"] = value
+            else:
+                scalars[name][key] = value
+    meta = _meta(solver.model, solver=dict(
+        epoch=solver.epoch, update_rule=solver.update_rule_name, optim_scalars=scalars,
+        lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
+        loss_history=[float(v) for v in solver.loss_history],
+        train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
+        best_val_acc=solver.best_val_acc))
+    arrays["__nndl__"] = np.array(json.dumps(meta))
+    _atomic_savez(path, arrays)

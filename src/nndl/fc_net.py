@@ -1,0 +1,256 @@
+"""Fully-connected classifiers built from the layer pairs: TwoLayerNet and FullyConnectedNet.
+
+Contract
+--------
+A model has a flat ``params`` dict (``W1``, ``b1``, ..., ``gamma1``, ``beta1``, ...) and
+``loss(X, y=None)``: without labels it returns class scores of shape (N, C); with labels it
+returns ``(loss, grads)`` where ``grads`` has exactly the keys of ``params``. The loss is the
+softmax loss plus the L2 penalty ``0.5 * reg * sum(W**2)`` over weight matrices only (not
+biases, gamma or beta). ``reg`` is read at every call, so ``model.reg = 1.0`` takes effect at
+once. Any object with ``params`` and ``loss`` can be trained by ``nndl.solver.Solver``.
+
+The architecture for L layers is::
+
+    {affine - [batchnorm | layernorm] - activation - [dropout]} x (L - 1) - affine - softmax
+
+The model owns its dtype: parameters are created in it and inputs are cast to it (once, not
+per layer). Randomness: with ``seed=None`` initialisation and dropout masks come from NumPy's
+global random state, so ``np.random.seed(0)`` before construction reproduces the course's
+numbers; an int ``seed`` initialises from ``np.random.default_rng(seed)`` and fixes the dropout
+mask (as the course's gradient checks need); a ``np.random.Generator`` is used for both
+initialisation and fresh dropout masks, touching nothing global.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import layer_utils, layers
+from . import layers as L
+from ._validation import (
+    check_choice, check_features, check_hidden_dims, check_labels, check_nonneg_float,
+    check_positive_float, check_positive_int, check_probability,
+)
+from .layer_utils import *  # noqa: F401,F403 - the course notebooks get the layers from here
+from .layer_utils import NORMALIZATIONS, hidden_block_backward, hidden_block_forward
+from .layers import *  # noqa: F401,F403
+
+# `from nndl.fc_net import *` must also bring the layer functions, as the course notebooks use it.
+__all__ = ["FullyConnectedNet", "TwoLayerNet"] + layers.__all__ + layer_utils.__all__
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed)
+    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+
+
+class FullyConnectedNet:
+    """A fully-connected classifier with any number of hidden layers.
+
+    Parameters
+    ----------
+    hidden_dims : list of int
+        Size of each hidden layer (an int means one hidden layer).
+    input_dim : int
+        Number of input features D (inputs of shape (N, d_1, ..., d_k) are flattened).
+    num_classes : int
+        Number of classes C.
+    dropout : float in [0, 1)
+        Probability of dropping each hidden unit; 0 disables dropout.
+    use_batchnorm : bool
+        Batch normalisation after each hidden affine layer (same as
+        ``normalization='batchnorm'``).
+    reg : float >= 0
+        L2 strength; the penalty is ``0.5 * reg * sum(W**2)``.
+    weight_scale : float > 0
+        Standard deviation of the normally distributed initial weights; biases start at 0,
+        gamma at 1 and beta at 0.
+    dtype : numpy dtype
+        float32 (fast) or float64 (for numeric gradient checks).
+    seed : None, int or numpy.random.Generator
+        Source of randomness; see the module docstring.
+    activation : {'relu', 'leaky_relu', 'swish'}
+        Hidden-layer nonlinearity.
+    normalization : {None, 'batchnorm', 'layernorm'}
+        Normalisation after each hidden affine layer.
+    """
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=0,
+                 use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
+                 activation="relu", normalization=None):
+        self.hidden_dims = check_hidden_dims("hidden_dims", hidden_dims)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.dropout = check_probability("dropout", dropout)
+        self.reg = check_nonneg_float("reg", reg)
+        self.weight_scale = check_positive_float("weight_scale", weight_scale)
+        self.activation = check_choice("activation", activation, tuple(L.ACTIVATIONS))
+        if use_batchnorm and normalization not in (None, "batchnorm"):
+            raise ValueError(f"use_batchnorm=True conflicts with normalization={normalization!r}")
+        normalization = "batchnorm" if use_batchnorm else normalization
+        self.normalization = check_choice("normalization", normalization,
+                                          (None,) + tuple(NORMALIZATIONS))
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a numpy float dtype, got {dtype!r}") from None
+        if self.dtype.kind != "f":
+            raise TypeError(f"dtype must be a numpy float dtype such as float32, got {self.dtype}")
+        seed = _check_seed(seed)
+
+        self.use_batchnorm = self.normalization == "batchnorm"
+        self.use_dropout = self.dropout > 0
+        self.num_layers = 1 + len(self.hidden_dims)
+
+        dims = [self.input_dim] + self.hidden_dims + [self.num_classes]
+        rng = np.random.default_rng(seed) if isinstance(seed, int) else seed
+        self.params = {}
+        for i in range(1, self.num_layers + 1):
+            shape = (dims[i - 1], dims[i])
+            draw = np.random.randn(*shape) if rng is None else rng.standard_normal(shape)
+            self.params[f"W{i}"] = (self.weight_scale * draw).astype(self.dtype)
+            self.params[f"b{i}"] = np.zeros(dims[i], dtype=self.dtype)
+            if self.normalization is not None and i < self.num_layers:
+                self.params[f"gamma{i}"] = np.ones(dims[i], dtype=self.dtype)
+                self.params[f"beta{i}"] = np.zeros(dims[i], dtype=self.dtype)
+
+        # One dropout_param shared by every dropout layer; one bn_param per normalised layer,
+        # holding batchnorm's running averages between calls.
+        self.dropout_param = {}
+        if self.use_dropout:
+            self.dropout_param = {"mode": "train", "p": self.dropout}
+            if isinstance(seed, int):
+                self.dropout_param["seed"] = seed
+            elif seed is not None:
+                self.dropout_param["rng"] = seed
+        self.bn_params = []
+        if self.normalization is not None:
+            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+
+    # ------------------------------------------------------------------ description
+
+    def config(self):
+        """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
+        return {
+            "hidden_dims": list(self.hidden_dims), "input_dim": self.input_dim,
+            "num_classes": self.num_classes, "dropout": self.dropout, "reg": self.reg,
+            "weight_scale": self.weight_scale, "dtype": self.dtype.name,
+            "activation": self.activation, "normalization": self.normalization,
+        }
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ forward/backward
+
+    def loss(self, X, y=None):
+        """Scores, or loss and gradients, for a minibatch.
+
+        Parameters
+        ----------
+        X : ndarray, shape (N, d_1, ..., d_k)
+            Inputs with d_1 * ... * d_k == input_dim.
+        y : ndarray of int, shape (N,), optional
+            Labels in [0, num_classes).
+
+        Returns
+        -------
+        scores : ndarray, shape (N, C)
+            If ``y`` is None (test mode: dropout off, batchnorm uses running averages).
+        loss, grads : float, dict
+            If ``y`` is given: the loss and the gradient of every entry of ``params``.
+        """
+        X = check_features("X", X, self.input_dim)
+        if y is not None:
+            y = check_labels("y", y, X.shape[0], self.num_classes)
+        if X.dtype != self.dtype:
+            X = X.astype(self.dtype)
+        mode = "test" if y is None else "train"
+        self.dropout_param["mode"] = mode
+        for bn_param in self.bn_params:
+            bn_param["mode"] = mode
+
+        p = self.params
+        h, caches = X, []
+        for i in range(1, self.num_layers):
+            norm_args = ()
+            if self.normalization is not None:
+                norm_args = (p[f"gamma{i}"], p[f"beta{i}"], self.normalization, self.bn_params[i - 1])
+            h, cache = hidden_block_forward(h, p[f"W{i}"], p[f"b{i}"], *norm_args,
+                                            activation=self.activation,
+                                            dropout_param=self.dropout_param)
+            caches.append(cache)
+        last = self.num_layers
+        scores, last_cache = L.affine_forward(h, p[f"W{last}"], p[f"b{last}"])
+        if y is None:
+            return scores
+
+        loss, dout = L.softmax_loss(scores, y)
+        grads = {}
+        dout, grads[f"W{last}"], grads[f"b{last}"] = L.affine_backward(dout, last_cache)
+        for i in range(last - 1, 0, -1):
+            dout, dw, db, dgamma, dbeta = hidden_block_backward(dout, caches[i - 1], need_dx=i > 1)
+            grads[f"W{i}"], grads[f"b{i}"] = dw, db
+            if self.normalization is not None:
+                grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
+
+        if self.reg:
+            for i in range(1, last + 1):
+                w = p[f"W{i}"]
+                flat = w.ravel()
+                loss += 0.5 * self.reg * float(np.dot(flat, flat))
+                grads[f"W{i}"] += self.reg * w
+        return loss, grads
+
+    def predict(self, X, batch_size=10000):
+        """Predicted class of each example.
+
+        Parameters
+        ----------
+        X : ndarray, shape (N, d_1, ..., d_k)
+        batch_size : int
+            Examples scored at a time, to bound memory on large inputs.
+
+        Returns
+        -------
+        y_pred : ndarray of int, shape (N,)
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        X = check_features("X", X, self.input_dim)
+        out = np.empty(X.shape[0], dtype=np.intp)
+        for start in range(0, X.shape[0], batch_size):
+            out[start:start + batch_size] = np.argmax(self.loss(X[start:start + batch_size]), axis=1)
+        return out
+
+
+class TwoLayerNet(FullyConnectedNet):
+    """``affine - relu - affine - softmax``: a FullyConnectedNet with one hidden layer.
+
+    Parameters
+    ----------
+    input_dim : int
+    hidden_dims : int
+        Size H of the hidden layer.
+    num_classes : int
+    dropout : float in [0, 1)
+    weight_scale : float
+        Standard deviation of the initial weights (W1 is (D, H), W2 is (H, C)).
+    reg : float
+    dtype : numpy dtype
+        float64 by default, so the course's reference losses match to 1e-10.
+    seed : None, int or numpy.random.Generator
+    activation, normalization : see FullyConnectedNet.
+    """
+
+    def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10, dropout=0,
+                 weight_scale=1e-3, reg=0.0, dtype=np.float64, seed=None, activation="relu",
+                 normalization=None):
+        if not isinstance(hidden_dims, numbers.Integral) or isinstance(hidden_dims, bool):
+            raise TypeError(f"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims!r}")
+        super().__init__([hidden_dims], input_dim=input_dim, num_classes=num_classes,
+                         dropout=dropout, reg=reg, weight_scale=weight_scale, dtype=dtype,
+                         seed=seed, activation=activation, normalization=normalization)

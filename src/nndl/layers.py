@@ -1,0 +1,352 @@
+"""Layer forward/backward pairs and classification losses.
+
+Contract
+--------
+Every layer is a pair of functions. ``<name>_forward(inputs..., param)`` returns
+``(out, cache)``; ``<name>_backward(dout, cache)`` returns the gradients with respect to each
+forward input, shaped exactly like those inputs. The cache is opaque to callers. State that
+outlives one call (batchnorm's running averages) lives in the ``bn_param`` dict the caller
+passes in, as in the course notebooks. Layers keep the dtype they are given: float32 in,
+float32 out.
+
+The losses ``softmax_loss`` and ``svm_loss`` take scores ``x`` of shape (N, C) and integer
+labels ``y`` of shape (N,) and return ``(loss, dx)``, with the loss averaged over the batch.
+"""
+
+import numpy as np
+
+from ._validation import check_labels
+
+__all__ = [
+    "affine_forward", "affine_backward",
+    "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward",
+    "swish_forward", "swish_backward",
+    "batchnorm_forward", "batchnorm_backward",
+    "layernorm_forward", "layernorm_backward",
+    "dropout_forward", "dropout_backward",
+    "softmax_loss", "svm_loss",
+    "ACTIVATIONS",
+]
+
+
+# --------------------------------------------------------------------------- affine
+
+def affine_forward(x, w, b):
+    """Fully-connected layer ``out = x.reshape(N, D) @ w + b``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, d_1, ..., d_k)
+        Inputs; each example is flattened to D = d_1 * ... * d_k features.
+    w : ndarray, shape (D, M)
+    b : ndarray, shape (M,)
+
+    Returns
+    -------
+    out : ndarray, shape (N, M)
+    cache : tuple (x, w, b)
+    """
+    out = x.reshape(x.shape[0], -1) @ w
+    out += b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Gradients of the affine layer.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, M)
+    cache : tuple from ``affine_forward``
+
+    Returns
+    -------
+    dx : ndarray, shape (N, d_1, ..., d_k)
+    dw : ndarray, shape (D, M)
+    db : ndarray, shape (M,)
+    """
+    x, w, _ = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(x.shape[0], -1).T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- activations
+
+def relu_forward(x):
+    """Rectified linear unit ``max(0, x)``. x: any shape -> out of that shape; cache is x."""
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout, cache):
+    """Gradient of ReLU. dout, cache: arrays of the same shape -> dx of that shape."""
+    x = cache
+    return dout * (x > 0)
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """Leaky ReLU ``x if x > 0 else alpha * x``. x: any shape -> out of that shape."""
+    # A Python float keeps x's dtype (NumPy 2 promotion rules), so float32 stays float32.
+    out = np.where(x > 0, x, x * float(alpha))
+    return out, (x, float(alpha))
+
+
+def leaky_relu_backward(dout, cache):
+    """Gradient of leaky ReLU: ``dout`` where x > 0, ``alpha * dout`` elsewhere."""
+    x, alpha = cache
+    return np.where(x > 0, dout, dout * alpha)
+
+
+def _sigmoid(x):
+    # tanh form: no overflow warnings for large |x|, and it keeps the input dtype.
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def swish_forward(x):
+    """Swish (SiLU) ``x * sigmoid(x)``. x: any shape -> out of that shape."""
+    s = _sigmoid(x)
+    out = x * s
+    return out, (s, out)
+
+
+def swish_backward(dout, cache):
+    """Gradient of swish.
+
+    With ``h = x s(x)``, ``dh/dx = s + x s (1 - s) = h + s (1 - h)``, the form derived in the
+    written part of the homework, which reuses the forward output instead of recomputing x s.
+    """
+    s, out = cache
+    return dout * (out + s * (1.0 - out))
+
+
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "swish": (swish_forward, swish_backward),
+}
+"""Hidden-layer activations by name: ``name -> (forward, backward)``."""
+
+
+# --------------------------------------------------------------------------- normalisation
+
+def _normalize(x, axis, eps):
+    """Return (x_hat, inv_std) for zero-mean unit-variance normalisation along ``axis``."""
+    mu = x.mean(axis=axis, keepdims=True)
+    xc = x - mu
+    var = np.mean(xc * xc, axis=axis, keepdims=True)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return xc * inv_std, inv_std, mu, var
+
+
+def _normalize_backward(dxhat, xhat, inv_std, axis):
+    """Gradient through x -> x_hat for normalisation along ``axis`` (compact form)."""
+    return inv_std * (
+        dxhat
+        - dxhat.mean(axis=axis, keepdims=True)
+        - xhat * np.mean(dxhat * xhat, axis=axis, keepdims=True)
+    )
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalisation over the batch axis.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    gamma, beta : ndarray, shape (D,)
+        Scale and shift.
+    bn_param : dict
+        ``mode`` ('train' or 'test', required), ``eps`` (default 1e-5), ``momentum``
+        (default 0.9), and ``running_mean`` / ``running_var`` of shape (D,), created as zeros
+        on first use and updated in training as ``momentum * running + (1 - momentum) * batch``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : tuple
+    """
+    mode = bn_param.get("mode")
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    D = x.shape[1]
+    running_mean = bn_param.get("running_mean")
+    if running_mean is None:
+        running_mean = bn_param["running_mean"] = np.zeros(D, dtype=x.dtype)
+    running_var = bn_param.get("running_var")
+    if running_var is None:
+        running_var = bn_param["running_var"] = np.zeros(D, dtype=x.dtype)
+
+    if mode == "train":
+        xhat, inv_std, mu, var = _normalize(x, 0, eps)
+        # In place, so every holder of bn_param (the model, a checkpoint) sees the update.
+        running_mean *= momentum
+        running_mean += (1 - momentum) * mu[0]
+        running_var *= momentum
+        running_var += (1 - momentum) * var[0]
+        out = xhat * gamma + beta
+        return out, (xhat, gamma, inv_std)
+    if mode == "test":
+        xhat = (x - running_mean) / np.sqrt(running_var + eps)
+        return xhat * gamma + beta, None
+    raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+
+
+def batchnorm_backward(dout, cache):
+    """Gradients of batch normalisation (training mode).
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma, dbeta : ndarray, shape (D,)
+    """
+    if cache is None:
+        raise ValueError("batchnorm_backward needs the cache of a forward pass in 'train' mode")
+    xhat, gamma, inv_std = cache
+    dgamma = np.sum(dout * xhat, axis=0)
+    dbeta = dout.sum(axis=0)
+    dx = _normalize_backward(dout * gamma, xhat, inv_std, 0)
+    return dx, dgamma, dbeta
+
+
+def layernorm_forward(x, gamma, beta, ln_param=None):
+    """Layer normalisation: each example normalised over its features.
+
+    Behaves the same in training and test, so it needs no running averages.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    gamma, beta : ndarray, shape (D,)
+    ln_param : dict, optional
+        ``eps`` (default 1e-5). Other keys (``mode``) are ignored.
+
+    Returns
+    -------
+    out : ndarray, shape (N, D)
+    cache : tuple
+    """
+    eps = (ln_param or {}).get("eps", 1e-5)
+    xhat, inv_std, _, _ = _normalize(x, 1, eps)
+    return xhat * gamma + beta, (xhat, gamma, inv_std)
+
+
+def layernorm_backward(dout, cache):
+    """Gradients of layer normalisation -> (dx (N, D), dgamma (D,), dbeta (D,))."""
+    xhat, gamma, inv_std = cache
+    dgamma = np.sum(dout * xhat, axis=0)
+    dbeta = dout.sum(axis=0)
+    dx = _normalize_backward(dout * gamma, xhat, inv_std, 1)
+    return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- dropout
+
+def dropout_forward(x, dropout_param):
+    """Inverted dropout.
+
+    Parameters
+    ----------
+    x : ndarray, any shape
+    dropout_param : dict
+        ``p``: probability of *dropping* each unit, in [0, 1). ``mode``: 'train' or 'test'.
+        Optional ``seed``: draw the mask from a fresh ``default_rng(seed)`` so that every
+        call gives the same mask (what a gradient check needs). Optional ``rng``: a
+        ``np.random.Generator`` to draw masks from. With neither, NumPy's global random
+        state is used, so ``np.random.seed`` reproduces a run.
+
+    Returns
+    -------
+    out : ndarray, same shape as x
+        In training, kept units are scaled by ``1 / (1 - p)`` so that test time needs no
+        rescaling; in test mode ``out`` is ``x``.
+    cache : tuple (dropout_param, mask)
+    """
+    p = dropout_param["p"]
+    mode = dropout_param.get("mode", "train")
+    if mode == "test" or p == 0:
+        return x, (dropout_param, None)
+    if mode != "train":
+        raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout_param['p'] must be in [0, 1), got {p!r}")
+    if dropout_param.get("seed") is not None:
+        u = np.random.default_rng(dropout_param["seed"]).random(x.shape, dtype=np.float64)
+    elif dropout_param.get("rng") is not None:
+        u = dropout_param["rng"].random(x.shape)
+    else:
+        u = np.random.rand(*x.shape)
+    mask = (u >= p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    """Gradient of inverted dropout: ``dout * mask`` in training, ``dout`` in test."""
+    _, mask = cache
+    return dout if mask is None else dout * mask
+
+
+# --------------------------------------------------------------------------- losses
+
+def _check_scores_labels(x, y):
+    if x.ndim != 2:
+        raise ValueError(f"x must be scores of shape (N, C), got shape {x.shape}")
+    return check_labels("y", y, x.shape[0], x.shape[1])
+
+
+def softmax_loss(x, y):
+    """Softmax (cross-entropy) loss, averaged over the batch, computed stably.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C)
+        Class scores.
+    y : ndarray of int, shape (N,)
+        Labels in [0, C).
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shape (N, C), dtype of x
+    """
+    y = _check_scores_labels(x, y)
+    N = x.shape[0]
+    rows = np.arange(N)
+    # Shifting by the row maximum keeps exp() from overflowing; log-sum-exp gives the loss
+    # without taking log of a probability that underflowed to 0.
+    shifted = x - x.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sums = exp.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, y]))
+    dx = exp
+    dx /= sums
+    dx[rows, y] -= 1
+    dx /= N
+    return loss, dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1, averaged over the batch.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C)
+    y : ndarray of int, shape (N,)
+
+    Returns
+    -------
+    loss : float
+    dx : ndarray, shape (N, C), dtype of x
+    """
+    y = _check_scores_labels(x, y)
+    N = x.shape[0]
+    rows = np.arange(N)
+    margins = np.maximum(0, x - x[rows, y][:, None] + 1)
+    margins[rows, y] = 0
+    loss = float(margins.sum() / N)
+    dx = (margins > 0).astype(x.dtype)
+    dx[rows, y] -= dx.sum(axis=1)
+    dx /= N
+    return loss, dx

@@ -1,0 +1,270 @@
+"""Solver: minibatch training of any model that has ``params`` and ``loss(X, y=None)``.
+
+Contract
+--------
+``Solver(model, data, **kwargs)`` takes the course's keyword arguments (listed in
+``Solver.DEFAULTS``), rejects unknown ones by name and checks the data once: ``data`` must hold
+``X_train``, ``y_train``, ``X_val`` and ``y_val`` with matching lengths, integer labels and no
+NaN/inf. Inputs are cast to the model's ``dtype`` (if it has one) once, here, not per batch.
+
+``train()`` runs ``num_epochs`` epochs of ``max(num_train // batch_size, 1)`` iterations. It
+records ``loss_history`` (per iteration) and ``train_acc_history`` / ``val_acc_history`` (at
+the start and after every epoch), prints the course's progress lines when ``verbose``, decays
+every learning rate by ``lr_decay`` after each epoch, and at the end copies the parameters
+with the best validation accuracy (``best_params``, ``best_val_acc``) back into the model.
+A loss that becomes NaN or inf stops training with ``FloatingPointError``.
+
+Sampling: ``sampling='replacement'`` (default) draws each batch with replacement, as the course
+does; ``sampling='permutation'`` visits the training set in a fresh random order every epoch.
+With ``seed=None`` batches come from NumPy's global random state; an int or Generator
+``seed`` is used privately.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+
+from . import optim
+from ._validation import (
+    check_array, check_choice, check_labels, check_nonneg_float, check_positive_int,
+)
+
+__all__ = ["Solver"]
+
+REQUIRED_DATA = ("X_train", "y_train", "X_val", "y_val")
+
+
+class Solver:
+    """Trains a classification model with minibatch gradient descent.
+
+    Parameters
+    ----------
+    model : object
+        Has ``params`` (dict of arrays) and ``loss(X, y=None)`` returning scores, or
+        ``(loss, grads)`` when labels are given.
+    data : dict
+        ``X_train`` (N, ...), ``y_train`` (N,), ``X_val`` (N_val, ...), ``y_val`` (N_val,).
+    update_rule : str or callable
+        A name in ``nndl.optim.UPDATE_RULES`` ('sgd', 'sgd_momentum', 'adam', ...).
+    optim_config : dict
+        Hyperparameters for the update rule (``learning_rate``, ...), copied per parameter.
+    lr_decay : float in (0, 1]
+        Learning-rate multiplier applied after each epoch.
+    batch_size : int
+    num_epochs : int
+    num_train_samples : int or None
+        Training examples sampled for the training-accuracy check (None: all).
+    num_val_samples : int or None
+        Validation examples sampled for the validation-accuracy check (None: all).
+    print_every : int
+        Print the loss every this many iterations when verbose.
+    verbose : bool
+    checkpoint_name : str or None
+        If given, save a checkpoint to ``f"{checkpoint_name}_epoch_{epoch}.npz"`` after each
+        epoch (see ``nndl.checkpoint``).
+    sampling : {'replacement', 'permutation'}
+        How batches are drawn (see the module docstring).
+    seed : None, int or numpy.random.Generator
+        Source of the batch and accuracy-subsample randomness.
+    epoch_callback : callable or None
+        ``epoch_callback(solver)`` after each accuracy check (epoch 0 included); use it for
+        progress bars or to stop early by raising an exception.
+    """
+
+    DEFAULTS = {
+        "update_rule": "sgd",
+        "optim_config": None,
+        "lr_decay": 1.0,
+        "batch_size": 100,
+        "num_epochs": 10,
+        "num_train_samples": 1000,
+        "num_val_samples": None,
+        "print_every": 10,
+        "verbose": True,
+        "checkpoint_name": None,
+        "sampling": "replacement",
+        "seed": None,
+        "epoch_callback": None,
+    }
+
+    def __init__(self, model, data, **kwargs):
+        unknown = sorted(set(kwargs) - set(self.DEFAULTS))
+        if unknown:
+            valid = ", ".join(sorted(self.DEFAULTS))
+            raise TypeError(f"Solver got unexpected keyword argument(s) {', '.join(unknown)}; "
+                            f"valid ones are {valid}")
+        if not hasattr(model, "params") or not callable(getattr(model, "loss", None)):
+            raise TypeError(f"model must have a params dict and a loss method, got {type(model).__name__}")
+        options = {**self.DEFAULTS, **kwargs}
+
+        self.model = model
+        self.update_rule = optim.get_update_rule(options["update_rule"])
+        self.update_rule_name = getattr(self.update_rule, "__name__", str(options["update_rule"]))
+        optim_config = options["optim_config"] or {}
+        if not isinstance(optim_config, dict):
+            raise TypeError(f"optim_config must be a dict, got {optim_config!r}")
+        self.optim_config = dict(optim_config)
+        self.lr_decay = check_nonneg_float("lr_decay", options["lr_decay"])
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        self.batch_size = check_positive_int("batch_size", options["batch_size"])
+        self.num_epochs = check_positive_int("num_epochs", options["num_epochs"])
+        self.num_train_samples = _optional_positive_int("num_train_samples", options["num_train_samples"])
+        self.num_val_samples = _optional_positive_int("num_val_samples", options["num_val_samples"])
+        self.print_every = check_positive_int("print_every", options["print_every"])
+        self.verbose = bool(options["verbose"])
+        self.checkpoint_name = options["checkpoint_name"]
+        self.sampling = check_choice("sampling", options["sampling"], ("replacement", "permutation"))
+        self.epoch_callback = options["epoch_callback"]
+        seed = options["seed"]
+        if seed is None:
+            self.rng = np.random.mtrand._rand  # the global RandomState behind np.random.*
+        elif isinstance(seed, np.random.Generator):
+            self.rng = seed
+        elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            self.rng = np.random.default_rng(int(seed))
+        else:
+            raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
+
+        self._set_data(data)
+        self._reset()
+
+    def _set_data(self, data):
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict with keys {', '.join(REQUIRED_DATA)}, got {type(data).__name__}")
+        missing = [k for k in REQUIRED_DATA if k not in data]
+        if missing:
+            raise ValueError(f"data is missing {', '.join(missing)}; it must hold {', '.join(REQUIRED_DATA)}")
+        dtype = getattr(self.model, "dtype", None)
+        num_classes = getattr(self.model, "num_classes", None)
+        for split in ("train", "val"):
+            X = check_array(f"X_{split}", data[f"X_{split}"], ndim_min=2)
+            y = check_labels(f"y_{split}", data[f"y_{split}"], X.shape[0], num_classes)
+            if X.shape[0] == 0:
+                raise ValueError(f"X_{split} must hold at least one example, got shape {X.shape}")
+            if dtype is not None:
+                X = np.asarray(X, dtype=dtype)  # no copy when it already has the model's dtype
+            setattr(self, f"X_{split}", X)
+            setattr(self, f"y_{split}", y)
+        if self.X_train.shape[1:] != self.X_val.shape[1:]:
+            raise ValueError(f"X_val must have the example shape of X_train {self.X_train.shape[1:]}, "
+                             f"got {self.X_val.shape[1:]}")
+
+    def _reset(self):
+        """Fresh bookkeeping and one optimizer config per parameter."""
+        self.epoch = 0
+        self.best_val_acc = 0.0
+        self.best_params = {}
+        self.loss_history = []
+        self.train_acc_history = []
+        self.val_acc_history = []
+        self.optim_configs = {name: copy.deepcopy(self.optim_config) for name in self.model.params}
+        self._order = None
+
+    # ------------------------------------------------------------------ training
+
+    def _batch_indices(self, t):
+        """Indices of the batch for iteration ``t``."""
+        num_train = self.X_train.shape[0]
+        if self.sampling == "replacement":
+            return self.rng.choice(num_train, self.batch_size)
+        per_epoch = max(num_train // self.batch_size, 1)
+        step = t % per_epoch
+        if step == 0 or self._order is None:
+            self._order = self.rng.permutation(num_train)
+        return self._order[step * self.batch_size:(step + 1) * self.batch_size]
+
+    def _step(self, t):
+        """One gradient update on one minibatch."""
+        idx = self._batch_indices(t)
+        loss, grads = self.model.loss(self.X_train[idx], self.y_train[idx])
+        self.loss_history.append(loss)
+        params = self.model.params
+        for name, w in params.items():
+            params[name], self.optim_configs[name] = self.update_rule(w, grads[name], self.optim_configs[name])
+        return loss
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+        """Fraction of examples the model classifies correctly.
+
+        A model with a ``score(X, y)`` method (the autoencoder) is scored by it instead, so
+        "best" means the highest score.
+
+        Parameters
+        ----------
+        X : ndarray, shape (N, d_1, ..., d_k)
+        y : ndarray of int, shape (N,)
+        num_samples : int or None
+            If given and smaller than N, score a random subsample of this size.
+        batch_size : int
+            Examples scored at a time.
+
+        Returns
+        -------
+        float
+        """
+        N = X.shape[0]
+        if num_samples is not None and num_samples < N:
+            idx = self.rng.choice(N, num_samples)
+            X, y = X[idx], y[idx]
+            N = num_samples
+        if callable(getattr(self.model, "score", None)):
+            return float(self.model.score(X, y))
+        correct = 0
+        for start in range(0, N, batch_size):
+            scores = self.model.loss(X[start:start + batch_size])
+            correct += int(np.sum(np.argmax(scores, axis=1) == y[start:start + batch_size]))
+        return correct / N
+
+    def _check_epoch(self):
+        train_acc = self.check_accuracy(self.X_train, self.y_train, self.num_train_samples)
+        val_acc = self.check_accuracy(self.X_val, self.y_val, self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        if self.verbose:
+            print(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; val acc: {val_acc:f}")
+        if not self.best_params or val_acc > self.best_val_acc:
+            self.best_val_acc = val_acc
+            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        if self.checkpoint_name is not None and self.epoch > 0:
+            self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+        if self.epoch_callback is not None:
+            self.epoch_callback(self)
+
+    def train(self):
+        """Run the optimisation; see the module docstring. Returns ``self``."""
+        num_train = self.X_train.shape[0]
+        iterations_per_epoch = max(num_train // self.batch_size, 1)
+        num_iterations = self.num_epochs * iterations_per_epoch
+        start = self.epoch * iterations_per_epoch
+        for t in range(start, num_iterations):
+            loss = self._step(t)
+            if not np.isfinite(loss):
+                lr = self.optim_configs[next(iter(self.optim_configs))].get("learning_rate")
+                raise FloatingPointError(
+                    f"loss became {loss} at iteration {t + 1}; training stopped. "
+                    f"Try a smaller learning rate (was {lr}) or a smaller weight_scale")
+            if self.verbose and t % self.print_every == 0:
+                print(f"(Iteration {t + 1} / {num_iterations}) loss: {loss:f}")
+            epoch_end = (t + 1) % iterations_per_epoch == 0
+            if epoch_end:
+                self.epoch += 1
+                for config in self.optim_configs.values():
+                    if "learning_rate" in config:
+                        config["learning_rate"] = float(config["learning_rate"] * self.lr_decay)
+            if t == 0 or epoch_end or t == num_iterations - 1:
+                self._check_epoch()
+        for name, value in self.best_params.items():
+            self.model.params[name] = value.copy()
+        return self
+
+    def save_checkpoint(self, path):
+        """Save model, optimizer state and histories so that training can resume."""
+        from .checkpoint import save_solver_checkpoint  # checkpoint imports fc_net; import late
+
+        save_solver_checkpoint(self, path)
+
+
+def _optional_positive_int(name, value):
+    return None if value is None else check_positive_int(name, value)

@@ -1,0 +1,36 @@
+"""Shared fixtures and helpers for the nndl test suite."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nndl.gradient_check import eval_numerical_gradient, rel_error
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar-10-subset"
+
+
+def assert_model_gradients(model, X, y, tol=1e-6, atol=1e-9):
+    """Compare every analytic gradient of ``model.loss(X, y)`` with a numeric one.
+
+    An entry passes when its relative error is below ``tol`` or both gradients are below
+    ``atol`` in absolute terms (e.g. a bias followed by batchnorm, whose gradient is exactly
+    zero, where relative error is meaningless).
+    """
+    _, grads = model.loss(X, y)
+    assert grads.keys() == model.params.keys()
+    for name in sorted(grads):
+        num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name], verbose=False)
+        assert grads[name].shape == model.params[name].shape, name
+        if np.max(np.abs(num - grads[name])) < atol:
+            continue
+        assert rel_error(num, grads[name]) < tol, (name, rel_error(num, grads[name]))
+
+
+@pytest.fixture(scope="session")
+def cifar_subset_dir():
+    """The shared real CIFAR-10 subset (present beside the repository, as in CI)."""
+    if not (CIFAR_SUBSET / "data_batch_1").is_file():
+        pytest.skip(f"shared CIFAR-10 subset not found at {CIFAR_SUBSET}")
+    return CIFAR_SUBSET

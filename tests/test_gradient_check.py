@@ -1,0 +1,47 @@
+"""Tests for nndl.gradient_check on functions with known derivatives."""
+
+import random
+
+import numpy as np
+
+from nndl.gradient_check import (
+    eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error,
+)
+
+
+def test_numerical_gradient_of_a_quadratic_and_x_is_restored():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = x.copy()
+    grad = eval_numerical_gradient(lambda z: float(np.sum(z ** 3)), x, verbose=False)
+    np.testing.assert_allclose(grad, 3 * before ** 2, rtol=1e-8)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_numerical_gradient_array_contracts_with_dout():
+    x = np.array([1.0, 2.0, 3.0])
+    df = np.array([1.0, -1.0, 2.0])
+    grad = eval_numerical_gradient_array(lambda z: z * z, x, df)  # returns a new array
+    np.testing.assert_allclose(grad, 2 * x * df, rtol=1e-8)
+    grad = eval_numerical_gradient_array(lambda z: z, x, df)  # returns x itself (a view)
+    np.testing.assert_allclose(grad, df, rtol=1e-8)
+
+
+def test_grad_check_sparse_reports_small_errors_for_a_right_gradient(capsys):
+    random.seed(0)
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    errors = grad_check_sparse(lambda z: float(np.sum(np.sin(z))), x, np.cos(x), num_checks=6)
+    assert len(errors) == 6 and max(errors) < 1e-8
+    assert capsys.readouterr().out.count("relative error") == 6
+
+
+def test_grad_check_sparse_flags_a_wrong_gradient():
+    random.seed(0)
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    errors = grad_check_sparse(lambda z: float(np.sum(np.sin(z))), x, 2 * np.cos(x), verbose=False)
+    assert min(errors) > 0.3
+
+
+def test_rel_error():
+    assert rel_error(np.array([1.0]), np.array([1.0])) == 0.0
+    assert abs(rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.2])) - 0.2 / 4.2) < 1e-12
+    assert rel_error(np.zeros(2), np.zeros(2)) == 0.0

@@ -1,0 +1,279 @@
+"""Tests for nndl.layers: reference values, hand-worked cases, gradient checks, dtype contract."""
+
+import numpy as np
+import pytest
+
+from nndl.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+from nndl.layers import (
+    affine_backward, affine_forward, batchnorm_backward, batchnorm_forward, dropout_backward,
+    dropout_forward, layernorm_backward, layernorm_forward, leaky_relu_backward,
+    leaky_relu_forward, relu_backward, relu_forward, softmax_loss, svm_loss, swish_backward,
+    swish_forward,
+)
+
+
+# ----------------------------------------------------------------- reference values of the seeds
+
+def test_affine_forward_matches_course_reference():
+    num_inputs, input_shape, output_dim = 2, (4, 5, 6), 3
+    input_size = num_inputs * np.prod(input_shape)
+    weight_size = output_dim * np.prod(input_shape)
+    x = np.linspace(-0.1, 0.5, num=input_size).reshape(num_inputs, *input_shape)
+    w = np.linspace(-0.2, 0.3, num=weight_size).reshape(np.prod(input_shape), output_dim)
+    b = np.linspace(-0.3, 0.1, num=output_dim)
+    out, _ = affine_forward(x, w, b)
+    correct_out = np.array([[1.49834967, 1.70660132, 1.91485297],
+                            [3.25553199, 3.5141327, 3.77273342]])
+    assert rel_error(out, correct_out) < 1e-8
+
+
+def test_relu_forward_matches_course_reference():
+    x = np.linspace(-0.5, 0.5, num=12).reshape(3, 4)
+    out, _ = relu_forward(x)
+    correct_out = np.array([[0., 0., 0., 0.],
+                            [0., 0., 0.04545455, 0.13636364],
+                            [0.22727273, 0.31818182, 0.40909091, 0.5]])
+    # The notebook reports a difference of 5e-08 (its reference is rounded to 8 digits).
+    assert rel_error(out, correct_out) < 1e-7
+
+
+def test_softmax_loss_of_small_random_scores_is_log_C():
+    np.random.seed(0)
+    num_classes, num_inputs = 10, 50
+    x = 0.001 * np.random.randn(num_inputs, num_classes)
+    y = np.random.randint(num_classes, size=num_inputs)
+    loss, dx = softmax_loss(x, y)
+    assert abs(loss - np.log(10)) < 0.01  # the notebook: "Loss should be 2.3"
+    dx_num = eval_numerical_gradient(lambda x: softmax_loss(x, y)[0], x, verbose=False)
+    assert rel_error(dx_num, dx) < 1e-7
+
+
+def test_svm_loss_of_small_random_scores_is_C_minus_1():
+    np.random.seed(1)
+    x = 0.001 * np.random.randn(50, 10)
+    y = np.random.randint(10, size=50)
+    loss, dx = svm_loss(x, y)
+    assert abs(loss - 9.0) < 0.02
+    dx_num = eval_numerical_gradient(lambda x: svm_loss(x, y)[0], x, verbose=False)
+    assert rel_error(dx_num, dx) < 1e-7
+
+
+# ----------------------------------------------------------------- hand-worked cases
+
+def test_affine_hand_worked():
+    x = np.array([[1.0, 2.0]])
+    w = np.array([[1.0, 0.0, -1.0], [0.5, 2.0, 1.0]])
+    b = np.array([0.0, 1.0, 2.0])
+    out, cache = affine_forward(x, w, b)
+    np.testing.assert_allclose(out, [[2.0, 5.0, 3.0]])
+    dx, dw, db = affine_backward(np.array([[1.0, 0.0, 1.0]]), cache)
+    np.testing.assert_allclose(dx, [[0.0, 1.5]])
+    np.testing.assert_allclose(dw, [[1.0, 0.0, 1.0], [2.0, 0.0, 2.0]])
+    np.testing.assert_allclose(db, [1.0, 0.0, 1.0])
+
+
+def test_activations_hand_worked():
+    x = np.array([-2.0, 0.0, 3.0])
+    np.testing.assert_allclose(relu_forward(x)[0], [0.0, 0.0, 3.0])
+    np.testing.assert_allclose(leaky_relu_forward(x, 0.1)[0], [-0.2, 0.0, 3.0])
+    out, cache = swish_forward(np.array([0.0]))
+    assert out[0] == 0.0
+    # d/dx x*sigmoid(x) at 0 is sigmoid(0) = 0.5.
+    assert swish_backward(np.array([1.0]), cache)[0] == pytest.approx(0.5)
+
+
+def test_softmax_loss_hand_worked_and_stable():
+    x = np.array([[0.0, 0.0], [1000.0, 0.0]])  # the second row overflows a naive exp
+    loss, dx = softmax_loss(x, np.array([0, 1]))
+    assert loss == pytest.approx((np.log(2) + 1000.0) / 2)
+    np.testing.assert_allclose(dx, [[-0.25, 0.25], [0.5, -0.5]])
+    assert np.isfinite(dx).all()
+
+
+def test_svm_loss_hand_worked():
+    x = np.array([[3.0, 1.0, 2.5]])
+    loss, dx = svm_loss(x, np.array([0]))
+    # margins: class 1 -> max(0, 1 - 3 + 1) = 0, class 2 -> max(0, 2.5 - 3 + 1) = 0.5
+    assert loss == pytest.approx(0.5)
+    np.testing.assert_allclose(dx, [[-1.0, 0.0, 1.0]])
+
+
+# ----------------------------------------------------------------- gradient checks (float64)
+
+def test_affine_backward_gradient_check():
+    np.random.seed(231)
+    x, w, b = np.random.randn(10, 2, 3), np.random.randn(6, 5), np.random.randn(5)
+    dout = np.random.randn(10, 5)
+    dx_num = eval_numerical_gradient_array(lambda x: affine_forward(x, w, b)[0], x, dout)
+    dw_num = eval_numerical_gradient_array(lambda w: affine_forward(x, w, b)[0], w, dout)
+    db_num = eval_numerical_gradient_array(lambda b: affine_forward(x, w, b)[0], b, dout)
+    dx, dw, db = affine_backward(dout, affine_forward(x, w, b)[1])
+    assert rel_error(dx_num, dx) < 1e-9
+    assert rel_error(dw_num, dw) < 1e-9
+    assert rel_error(db_num, db) < 1e-9
+    assert db.shape == (5,)
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (relu_forward, relu_backward),
+    (leaky_relu_forward, leaky_relu_backward),
+    (swish_forward, swish_backward),
+])
+def test_activation_gradient_check(forward, backward):
+    np.random.seed(231)
+    x = np.random.randn(10, 10)
+    x[np.abs(x) < 1e-3] = 0.1  # keep away from ReLU's kink, where differences are undefined
+    dout = np.random.randn(*x.shape)
+    dx_num = eval_numerical_gradient_array(lambda x: forward(x)[0], x, dout)
+    dx = backward(dout, forward(x)[1])
+    assert rel_error(dx_num, dx) < 1e-8
+
+
+def test_batchnorm_forward_train_normalises_and_updates_running_averages():
+    np.random.seed(231)
+    x = 50 + 3 * np.random.randn(200, 4)
+    gamma, beta = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, -1.0, 5.0, 2.0])
+    bn_param = {"mode": "train"}
+    out, _ = batchnorm_forward(x, gamma, beta, bn_param)
+    np.testing.assert_allclose(out.mean(axis=0), beta, atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=0), gamma, rtol=1e-4)
+    # Running averages start at zero and move by (1 - momentum) of the batch statistics.
+    np.testing.assert_allclose(bn_param["running_mean"], 0.1 * x.mean(axis=0))
+    np.testing.assert_allclose(bn_param["running_var"], 0.1 * x.var(axis=0))
+
+
+def test_batchnorm_test_mode_uses_running_averages():
+    np.random.seed(231)
+    gamma, beta = np.ones(3), np.zeros(3)
+    bn_param = {"mode": "train", "momentum": 0.5}
+    for _ in range(60):
+        batchnorm_forward(2 + 3 * np.random.randn(100, 3), gamma, beta, bn_param)
+    bn_param["mode"] = "test"
+    x = 2 + 3 * np.random.randn(5000, 3)
+    out, _ = batchnorm_forward(x, gamma, beta, bn_param)
+    assert np.abs(out.mean(axis=0)).max() < 0.1
+    assert np.abs(out.std(axis=0) - 1).max() < 0.1
+
+
+def test_batchnorm_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="bn_param\\['mode'\\]"):
+        batchnorm_forward(np.ones((2, 2)), np.ones(2), np.zeros(2), {"mode": "training"})
+
+
+@pytest.mark.parametrize("forward, backward, param", [
+    (batchnorm_forward, batchnorm_backward, {"mode": "train"}),
+    (layernorm_forward, layernorm_backward, {}),
+])
+def test_normalisation_gradient_check(forward, backward, param):
+    np.random.seed(231)
+    N, D = 4, 5
+    x = 5 * np.random.randn(N, D) + 12
+    gamma, beta = np.random.randn(D), np.random.randn(D)
+    dout = np.random.randn(N, D)
+    dx_num = eval_numerical_gradient_array(lambda x: forward(x, gamma, beta, dict(param))[0], x, dout)
+    dg_num = eval_numerical_gradient_array(lambda g: forward(x, g, beta, dict(param))[0], gamma, dout)
+    db_num = eval_numerical_gradient_array(lambda b: forward(x, gamma, b, dict(param))[0], beta, dout)
+    dx, dgamma, dbeta = backward(dout, forward(x, gamma, beta, dict(param))[1])
+    assert rel_error(dx_num, dx) < 1e-7
+    assert rel_error(dg_num, dgamma) < 1e-9
+    assert rel_error(db_num, dbeta) < 1e-9
+
+
+def test_layernorm_normalises_each_example():
+    np.random.seed(0)
+    x = 10 + 4 * np.random.randn(6, 50)
+    out, _ = layernorm_forward(x, np.ones(50), np.zeros(50))
+    np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=1), 1, rtol=1e-4)
+
+
+@pytest.mark.parametrize("p", [0.25, 0.4, 0.7])
+def test_dropout_drops_a_fraction_p_and_keeps_the_mean(p):
+    np.random.seed(231)
+    x = np.random.randn(500, 500) + 10
+    out, _ = dropout_forward(x, {"mode": "train", "p": p})
+    assert abs((out == 0).mean() - p) < 0.01  # p is the probability of dropping a unit
+    assert abs(out.mean() - x.mean()) < 0.05  # inverted dropout: no rescaling at test time
+    out_test, _ = dropout_forward(x, {"mode": "test", "p": p})
+    assert out_test is x
+
+
+def test_dropout_seed_gives_the_same_mask_every_call_and_leaves_global_state():
+    x = np.ones((20, 20))
+    state = np.random.get_state()[1].copy()
+    a, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 3})
+    b, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 3})
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_dropout_gradient_check():
+    np.random.seed(231)
+    x = np.random.randn(10, 10) + 10
+    dout = np.random.randn(*x.shape)
+    param = {"mode": "train", "p": 0.2, "seed": 123}
+    dx_num = eval_numerical_gradient_array(lambda x: dropout_forward(x, param)[0], x, dout)
+    dx = dropout_backward(dout, dropout_forward(x, param)[1])
+    assert rel_error(dx_num, dx) < 1e-10
+
+
+# ----------------------------------------------------------------- dtype/shape contract
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_keeps_dtype_and_shapes(dtype):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in [(4, 3, 2), (6, 5), (5,)])
+    out, cache = affine_forward(x, w, b)
+    dx, dw, db = affine_backward(np.ones_like(out), cache)
+    assert out.dtype == dtype and (dx.shape, dw.shape, db.shape) == (x.shape, w.shape, b.shape)
+    assert dx.dtype == dw.dtype == db.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "swish", "batchnorm", "layernorm", "dropout"])
+def test_elementwise_layers_keep_dtype_and_shape(name, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 5)).astype(dtype)
+    gamma, beta = np.ones(5, dtype=dtype), np.zeros(5, dtype=dtype)
+    pairs = {
+        "relu": (relu_forward, relu_backward, ()),
+        "leaky_relu": (leaky_relu_forward, leaky_relu_backward, ()),
+        "swish": (swish_forward, swish_backward, ()),
+        "batchnorm": (batchnorm_forward, batchnorm_backward, (gamma, beta, {"mode": "train"})),
+        "layernorm": (layernorm_forward, layernorm_backward, (gamma, beta, {})),
+        "dropout": (dropout_forward, dropout_backward, ({"mode": "train", "p": 0.5},)),
+    }
+    forward, backward, args = pairs[name]
+    out, cache = forward(x, *args)
+    grads = backward(np.ones_like(out), cache)
+    dx = grads[0] if isinstance(grads, tuple) else grads
+    assert out.dtype == dtype and out.shape == x.shape
+    assert dx.dtype == dtype and dx.shape == x.shape
+    if isinstance(grads, tuple):
+        assert all(g.dtype == dtype and g.shape == (5,) for g in grads[1:])
+
+
+@pytest.mark.parametrize("loss_fn", [softmax_loss, svm_loss])
+def test_losses_keep_dtype(loss_fn):
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    loss, dx = loss_fn(x, np.array([0, 1, 2, 3, 0, 1]))
+    assert isinstance(loss, float) and dx.dtype == np.float32 and dx.shape == x.shape
+
+
+# ----------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("loss_fn", [softmax_loss, svm_loss])
+@pytest.mark.parametrize("y, error, message", [
+    (np.array([0, 3]), ValueError, r"y must lie in \[0, 3\), got label 3"),
+    (np.array([0, -1]), ValueError, r"got label -1"),
+    (np.array([0.5, 1.0]), TypeError, "integer class labels"),
+    (np.array([0, 1, 2]), ValueError, r"shape \(2,\)"),
+])
+def test_losses_reject_bad_labels(loss_fn, y, error, message):
+    with pytest.raises(error, match=message):
+        loss_fn(np.zeros((2, 3)), y)
+
+
+def test_losses_reject_scores_of_wrong_rank():
+    with pytest.raises(ValueError, match="shape \\(N, C\\)"):
+        softmax_loss(np.zeros(3), np.array([0]))

@@ -1,0 +1,87 @@
+"""Tests for nndl.optim: hand-checked updates, state handling, dtype, registry."""
+
+import numpy as np
+import pytest
+
+from nndl.optim import UPDATE_RULES, adam, get_update_rule, rmsprop, sgd, sgd_momentum, sgd_nesterov_momentum
+
+
+def test_sgd_hand_checked():
+    w, _ = sgd(np.array([1.0, -2.0]), np.array([0.5, 1.0]), {"learning_rate": 0.1})
+    np.testing.assert_allclose(w, [0.95, -2.1])
+
+
+def test_sgd_momentum_hand_checked_two_steps():
+    config = {"learning_rate": 0.1, "momentum": 0.9}
+    w, config = sgd_momentum(np.array([1.0]), np.array([1.0]), config)
+    np.testing.assert_allclose(config["velocity"], [-0.1])
+    np.testing.assert_allclose(w, [0.9])
+    w, config = sgd_momentum(w, np.array([1.0]), config)
+    np.testing.assert_allclose(config["velocity"], [-0.19])  # 0.9 * -0.1 - 0.1
+    np.testing.assert_allclose(w, [0.71])
+
+
+def test_nesterov_hand_checked_two_steps():
+    config = {"learning_rate": 0.1, "momentum": 0.9}
+    w, config = sgd_nesterov_momentum(np.array([1.0]), np.array([1.0]), config)
+    # v = -0.1; w += (1 + 0.9) * v - 0.9 * 0 = -0.19
+    np.testing.assert_allclose(w, [0.81])
+    w, config = sgd_nesterov_momentum(w, np.array([1.0]), config)
+    # v_new = 0.9 * -0.1 - 0.1 = -0.19; w += 1.9 * -0.19 - 0.9 * -0.1 = -0.271
+    np.testing.assert_allclose(w, [0.81 - 0.271])
+
+
+def test_rmsprop_hand_checked():
+    config = {"learning_rate": 0.01, "decay_rate": 0.9, "epsilon": 0.0}
+    w, config = rmsprop(np.array([1.0]), np.array([2.0]), config)
+    np.testing.assert_allclose(config["cache"], [0.4])  # 0.1 * 2**2
+    np.testing.assert_allclose(w, [1.0 - 0.01 * 2.0 / np.sqrt(0.4)])
+
+
+def test_adam_first_step_moves_each_weight_by_the_learning_rate():
+    # After bias correction with t = 1, m_hat = dw and v_hat = dw**2: a step of lr * sign(dw).
+    w, config = adam(np.array([1.0, 1.0]), np.array([3.0, -0.02]), {"learning_rate": 0.1, "epsilon": 0.0})
+    np.testing.assert_allclose(w, [0.9, 1.1])
+    assert config["t"] == 1
+    np.testing.assert_allclose(config["m"], [0.3, -0.002])
+    np.testing.assert_allclose(config["v"], [0.009, 0.0000004])
+
+
+def test_adam_second_step_hand_checked():
+    config = {"learning_rate": 0.1, "epsilon": 0.0}
+    w, config = adam(np.array([0.0]), np.array([1.0]), config)
+    w, config = adam(w, np.array([3.0]), config)
+    m = 0.9 * 0.1 + 0.1 * 3.0
+    v = 0.999 * 0.001 + 0.001 * 9.0
+    step = 0.1 * (m / (1 - 0.9 ** 2)) / np.sqrt(v / (1 - 0.999 ** 2))
+    np.testing.assert_allclose(w, [-0.1 - step])
+    assert config["t"] == 2
+
+
+@pytest.mark.parametrize("name", sorted(UPDATE_RULES))
+def test_rules_keep_float32_and_create_state_once(name):
+    rule = get_update_rule(name)
+    w = np.ones((3, 2), dtype=np.float32)
+    dw = np.full((3, 2), 0.5, dtype=np.float32)
+    w, config = rule(w, dw, None)
+    states = {k: v for k, v in config.items() if isinstance(v, np.ndarray)}
+    assert w.dtype == np.float32 and all(v.dtype == np.float32 for v in states.values())
+    w, config2 = rule(w, dw, config)
+    assert all(config2[k] is v for k, v in states.items())  # updated in place, not reallocated
+    assert w.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", sorted(UPDATE_RULES))
+def test_rules_minimise_a_quadratic(name):
+    w = np.array([3.0, -2.0])
+    config = {"learning_rate": 0.05}
+    rule = get_update_rule(name)
+    for _ in range(500):
+        w, config = rule(w, 2 * w, config)
+    assert np.abs(w).max() < 0.05
+
+
+def test_registry_error_lists_valid_names():
+    with pytest.raises(ValueError, match="update_rule must be one of adam, rmsprop, sgd, "
+                                         "sgd_momentum, sgd_nesterov_momentum; got 'sqd'"):
+        get_update_rule("sqd")

@@ -1,0 +1,163 @@
+"""Tests for nndl.solver: training on a small problem, progress lines, bad input, NaN stop."""
+
+import re
+
+import numpy as np
+import pytest
+
+from nndl.checkpoint import load_checkpoint
+from nndl.fc_net import FullyConnectedNet
+from nndl.solver import Solver
+
+
+def blobs(n=600, d=10, classes=3, seed=0):
+    """Gaussian blobs: an easy, learnable classification problem."""
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.standard_normal((classes, d))
+    y = rng.integers(classes, size=n)
+    X = centres[y] + rng.standard_normal((n, d))
+    return {"X_train": X[:500], "y_train": y[:500], "X_val": X[500:], "y_val": y[500:]}
+
+
+def small_model(**kw):
+    return FullyConnectedNet([20], input_dim=10, num_classes=3, weight_scale=0.1, seed=0, **kw)
+
+
+@pytest.mark.parametrize("rule, lr", [("sgd", 0.1), ("sgd_momentum", 0.05), ("sgd_nesterov_momentum", 0.05),
+                                      ("rmsprop", 1e-2), ("adam", 1e-2)])
+def test_solver_learns_blobs(rule, lr):
+    solver = Solver(small_model(), blobs(), update_rule=rule, optim_config={"learning_rate": lr},
+                    num_epochs=5, batch_size=50, verbose=False, seed=0)
+    solver.train()
+    assert np.mean(solver.loss_history[-10:]) < 0.5 * solver.loss_history[0]
+    assert solver.best_val_acc > 0.9
+    assert len(solver.train_acc_history) == len(solver.val_acc_history) == 6  # epoch 0 .. 5
+
+
+def test_best_params_are_restored_into_the_model():
+    model = small_model()
+    solver = Solver(model, blobs(), optim_config={"learning_rate": 0.1}, num_epochs=4,
+                    batch_size=50, verbose=False, seed=0)
+    solver.train()
+    for name, value in solver.best_params.items():
+        np.testing.assert_array_equal(model.params[name], value)
+    assert solver.check_accuracy(solver.X_val, solver.y_val) == solver.best_val_acc
+    assert solver.best_val_acc == max(solver.val_acc_history)
+
+
+def test_progress_lines_follow_the_course_format(capsys):
+    data = blobs()
+    solver = Solver(small_model(), data, optim_config={"learning_rate": 0.1}, num_epochs=2,
+                    batch_size=100, print_every=2, seed=0)
+    solver.train()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("(Iteration 1 / 10) loss: ")
+    assert re.fullmatch(r"\(Epoch 0 / 2\) train acc: \d\.\d{6}; val acc: \d\.\d{6}", lines[1])
+    assert lines[-1].startswith("(Epoch 2 / 2) train acc: ")
+    assert sum(line.startswith("(Iteration") for line in lines) == 5  # t = 0, 2, 4, 6, 8
+
+
+def test_lr_decay_applies_once_per_epoch():
+    solver = Solver(small_model(), blobs(), optim_config={"learning_rate": 0.1}, lr_decay=0.5,
+                    num_epochs=3, batch_size=100, verbose=False, seed=0)
+    solver.train()
+    assert all(c["learning_rate"] == pytest.approx(0.1 * 0.5 ** 3) for c in solver.optim_configs.values())
+
+
+def test_permutation_sampling_visits_every_example_once_per_epoch():
+    data = blobs()
+    solver = Solver(small_model(), data, sampling="permutation", batch_size=100, num_epochs=1,
+                    verbose=False, seed=0)
+    seen = np.concatenate([solver._batch_indices(t) for t in range(5)])
+    assert sorted(seen.tolist()) == list(range(500))
+
+
+def test_seed_makes_training_reproducible_without_touching_global_state():
+    runs = []
+    for _ in range(2):
+        state = np.random.get_state()[1].copy()
+        solver = Solver(small_model(), blobs(), num_epochs=2, batch_size=50, verbose=False, seed=3)
+        solver.train()
+        np.testing.assert_array_equal(np.random.get_state()[1], state)
+        runs.append(solver.loss_history)
+    assert runs[0] == runs[1]
+
+
+def test_data_is_cast_to_the_model_dtype_once():
+    data = blobs()
+    solver = Solver(small_model(dtype=np.float32), data, verbose=False)
+    assert solver.X_train.dtype == np.float32 and solver.X_val.dtype == np.float32
+    X32 = {**data, "X_train": data["X_train"].astype(np.float32)}
+    solver = Solver(small_model(dtype=np.float32), X32, verbose=False)
+    assert solver.X_train is X32["X_train"]  # already float32: no copy
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    solver = Solver(small_model(), blobs(), optim_config={"learning_rate": 1e12}, num_epochs=5,
+                    batch_size=50, verbose=False, seed=0)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError,
+                                                  match=r"at iteration \d+.*smaller learning rate"):
+        solver.train()
+
+
+def test_checkpoint_name_saves_one_checkpoint_per_epoch(tmp_path):
+    solver = Solver(small_model(), blobs(), num_epochs=2, batch_size=100, verbose=False, seed=0,
+                    update_rule="adam", checkpoint_name=str(tmp_path / "run"))
+    solver.train()
+    meta, arrays = load_checkpoint(tmp_path / "run_epoch_2.npz")
+    assert meta["solver"]["epoch"] == 2 and meta["solver"]["update_rule"] == "adam"
+    assert "optim/W1/m" in arrays and len(meta["solver"]["loss_history"]) == 10
+    assert (tmp_path / "run_epoch_1.npz").is_file()
+
+
+def test_epoch_callback_is_called_after_every_check():
+    epochs = []
+    solver = Solver(small_model(), blobs(), num_epochs=3, batch_size=100, verbose=False,
+                    epoch_callback=lambda s: epochs.append(s.epoch))
+    solver.train()
+    assert epochs == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------------- bad input
+
+def test_unknown_keyword_is_rejected_by_name():
+    with pytest.raises(TypeError, match="unexpected keyword argument\\(s\\) learning_rate"):
+        Solver(small_model(), blobs(), learning_rate=0.1)
+
+
+def test_unknown_update_rule_lists_valid_ones():
+    with pytest.raises(ValueError, match="update_rule must be one of adam, .*; got 'sqd'"):
+        Solver(small_model(), blobs(), update_rule="sqd")
+
+
+@pytest.mark.parametrize("drop", ["X_train", "y_val"])
+def test_missing_data_keys_are_named(drop):
+    data = blobs()
+    del data[drop]
+    with pytest.raises(ValueError, match=f"data is missing {drop}"):
+        Solver(small_model(), data)
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda d: d.update(y_train=d["y_train"][:10]), ValueError, r"y_train must have shape \(500,\)"),
+    (lambda d: d.update(y_val=d["y_val"] + 5), ValueError, r"y_val must lie in \[0, 3\)"),
+    (lambda d: d.update(y_train=d["y_train"] + 0.5), TypeError, "y_train must hold integer class labels"),
+    (lambda d: d["X_train"].__setitem__((3, 3), np.nan), ValueError, "X_train contains NaN or inf"),
+    (lambda d: d.update(X_val=d["X_val"][:, :5]), ValueError, "X_val must have the example shape"),
+])
+def test_bad_data_is_rejected(change, error, message):
+    data = blobs()
+    change(data)
+    with pytest.raises(error, match=message):
+        Solver(small_model(), data)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size must be a positive int, got 0"),
+    (dict(num_epochs=-1), "num_epochs must be a positive int, got -1"),
+    (dict(lr_decay=2.0), r"lr_decay must be in \(0, 1\]"),
+    (dict(sampling="shuffle"), "sampling must be one of"),
+])
+def test_bad_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Solver(small_model(), blobs(), **kwargs)
