@@ -69,6 +69,20 @@ def test_toy_training_reaches_small_loss(cls):
     assert (net.predict(X) == y).all()
 
 
+def test_cs231n_toy_training_reproduces_the_notebook_loss_exactly():
+    # The notebook's order: model, data, then a fresh model whose training draws the batches
+    # from the global state left by its initialisation.
+    np.random.seed(0)
+    net = CS231nTwoLayerNet(INPUT_SIZE, HIDDEN_SIZE, NUM_CLASSES, std=1e-1)
+    np.random.seed(1)
+    X = 10 * np.random.randn(NUM_INPUTS, INPUT_SIZE)
+    y = np.array([0, 1, 2, 2, 1])
+    np.random.seed(0)
+    net = CS231nTwoLayerNet(INPUT_SIZE, HIDDEN_SIZE, NUM_CLASSES, std=1e-1)
+    stats = net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, verbose=False)
+    assert stats["loss_history"][-1] == pytest.approx(0.017149607938732093, rel=1e-9)
+
+
 def test_train_records_accuracy_and_decays_once_per_epoch(monkeypatch):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((1000, 6)), rng.integers(3, size=1000)

@@ -76,8 +76,8 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_array(name, value, ndim_min=1):
-    """Return ``value`` as an ndarray of real numbers with no NaN/inf, else raise."""
+def check_array(name, value, ndim_min=1, finite=True):
+    """Return ``value`` as an ndarray of real numbers (with no NaN/inf if ``finite``), else raise."""
     if not isinstance(value, np.ndarray):
         try:
             value = np.asarray(value)
@@ -89,17 +89,23 @@ def check_array(name, value, ndim_min=1):
         raise ValueError(f"{name} must have at least {ndim_min} dimension(s), got shape {value.shape}")
     # The sum is NaN/inf whenever an element is, and costs far less than an elementwise
     # isfinite over a large dataset; only if the sum overflows is the exact test needed.
+    if finite:
+        check_finite(name, value)
+    return value
+
+
+def check_finite(name, value):
+    """Raise ``ValueError`` if the float array ``value`` holds NaN or inf."""
     if value.dtype.kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):
             total = value.sum()
         if not np.isfinite(total) and not np.isfinite(value).all():
             raise ValueError(f"{name} contains NaN or inf values; clean or impute the data first")
-    return value
 
 
-def check_features(name, X, num_features):
+def check_features(name, X, num_features, finite=True):
     """Check that ``X`` is (N, d_1, ..., d_k) with d_1 * ... * d_k == num_features."""
-    X = check_array(name, X, ndim_min=2)
+    X = check_array(name, X, ndim_min=2, finite=finite)
     got = int(np.prod(X.shape[1:]))
     if got != num_features:
         raise ValueError(

@@ -28,7 +28,7 @@ import numpy as np
 from . import layer_utils, layers
 from . import layers as L
 from ._validation import (
-    check_choice, check_features, check_hidden_dims, check_labels, check_nonneg_float,
+    check_choice, check_features, check_finite, check_hidden_dims, check_labels, check_nonneg_float,
     check_positive_float, check_positive_int, check_probability,
 )
 from .layer_utils import *  # noqa: F401,F403 - the course notebooks get the layers from here
@@ -164,7 +164,9 @@ class FullyConnectedNet:
         loss, grads : float, dict
             If ``y`` is given: the loss and the gradient of every entry of ``params``.
         """
-        X = check_features("X", X, self.input_dim)
+        # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
+        # below instead of on every input value: prediction on a large set stays one pass.
+        X = check_features("X", X, self.input_dim, finite=False)
         if y is not None:
             y = check_labels("y", y, X.shape[0], self.num_classes)
         if X.dtype != self.dtype:
@@ -186,6 +188,8 @@ class FullyConnectedNet:
             caches.append(cache)
         last = self.num_layers
         scores, last_cache = L.affine_forward(h, p[f"W{last}"], p[f"b{last}"])
+        if not np.isfinite(scores).all():
+            check_finite("X", X)  # names bad input; otherwise the weights overflowed
         if y is None:
             return scores
 
@@ -206,7 +210,7 @@ class FullyConnectedNet:
                 grads[f"W{i}"] += self.reg * w
         return loss, grads
 
-    def predict(self, X, batch_size=10000):
+    def predict(self, X, batch_size=4096):
         """Predicted class of each example.
 
         Parameters
@@ -220,7 +224,7 @@ class FullyConnectedNet:
         y_pred : ndarray of int, shape (N,)
         """
         batch_size = check_positive_int("batch_size", batch_size)
-        X = check_features("X", X, self.input_dim)
+        X = check_features("X", X, self.input_dim, finite=False)
         out = np.empty(X.shape[0], dtype=np.intp)
         for start in range(0, X.shape[0], batch_size):
             out[start:start + batch_size] = np.argmax(self.loss(X[start:start + batch_size]), axis=1)

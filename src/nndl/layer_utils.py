@@ -10,6 +10,8 @@ returns the gradients of every forward input, in the order the forward takes the
 course (``affine_relu``, ``affine_batchnorm_relu``, ...) are thin spellings of it.
 """
 
+import numpy as np
+
 from . import layers as L
 from ._validation import check_choice
 
@@ -59,7 +61,12 @@ def hidden_block_forward(x, w, b, gamma=None, beta=None, norm=None, norm_param=N
     if norm is not None:
         norm_forward, _ = NORMALIZATIONS[check_choice("norm", norm, tuple(NORMALIZATIONS))]
         out, norm_cache = norm_forward(out, gamma, beta, norm_param)
-    out, act_cache = act_forward(out)
+    if activation == "relu":
+        # In place on the fresh affine/norm output: ReLU's backward needs only where out > 0,
+        # which the rectified output shows as well as the input does.
+        act_cache = np.maximum(out, 0, out=out)
+    else:
+        out, act_cache = act_forward(out)
     drop_cache = None
     if dropout_param is not None and dropout_param.get("p", 0) > 0:
         out, drop_cache = L.dropout_forward(out, dropout_param)

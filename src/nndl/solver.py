@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 from . import optim
+from ._memory import keep_freed_memory
 from ._validation import (
     check_array, check_choice, check_labels, check_nonneg_float, check_positive_int,
 )
@@ -234,6 +235,7 @@ class Solver:
 
     def train(self):
         """Run the optimisation; see the module docstring. Returns ``self``."""
+        keep_freed_memory()  # per-step temporaries reuse memory instead of page-faulting
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
