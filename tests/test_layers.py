@@ -277,3 +277,30 @@ def test_losses_reject_bad_labels(loss_fn, y, error, message):
 def test_losses_reject_scores_of_wrong_rank():
     with pytest.raises(ValueError, match="shape \\(N, C\\)"):
         softmax_loss(np.zeros(3), np.array([0]))
+
+
+# ----------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=50, deadline=None)
+@given(scores=arrays(np.float64, (4, 3), elements=st.floats(-50, 50)),
+       shift=arrays(np.float64, (4, 1), elements=st.floats(-1e3, 1e3)),
+       y=arrays(np.int64, (4,), elements=st.integers(0, 2)))
+def test_softmax_loss_is_shift_invariant_and_its_gradient_rows_sum_to_zero(scores, shift, y):
+    loss, dx = softmax_loss(scores, y)
+    shifted_loss, shifted_dx = softmax_loss(scores + shift, y)
+    assert loss >= 0 and abs(loss - shifted_loss) < 1e-9 * max(1.0, loss)
+    np.testing.assert_allclose(dx, shifted_dx, atol=1e-9)
+    np.testing.assert_allclose(dx.sum(axis=1), 0, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(x=arrays(np.float64, (5, 4), elements=st.floats(-1e3, 1e3)))
+def test_swish_is_finite_and_between_relu_and_identity_bounds(x):
+    out, _ = swish_forward(x)
+    assert np.isfinite(out).all()
+    assert (out >= np.minimum(x, 0) - 1e-12).all() and (out <= np.maximum(x, 0) + 1e-12).all()
