@@ -1,4 +1,4 @@
-"""Datasets: CIFAR-10 in its official python-pickle layout, loaded safely and preprocessed.
+"""Datasets: CIFAR-10 (load safely, download, preprocess) and the built-in 8x8 digits.
 
 Contract
 --------
@@ -7,15 +7,36 @@ int; ``load_CIFAR10(ROOT)`` concatenates ``data_batch_1..5`` and reads ``test_ba
 ``get_CIFAR10_data(...)`` returns the course's preprocessed dict (validation taken from the end
 of the training batches, the training mean image subtracted, images as (N, 3, 32, 32)).
 
+``download_cifar10(dest)`` fetches the official python archive into
+``dest/cifar-10-batches-py``: the MD5 is checked before anything is unpacked, members that
+would land outside the target (absolute paths, ``..``, links, devices) are refused, and the
+download and extraction happen in temporary names inside ``dest`` that are renamed into place
+only when complete, so a failure leaves no half-written dataset behind.
+
+``load_digits()`` and ``get_digits_data(...)`` serve the UCI handwritten digits (1,797 images
+of 8x8 pixels with values 0..16, 10 classes) shipped inside the package, so a first run needs
+no download; ``get_digits_data`` returns the same dict as ``get_CIFAR10_data`` with images of
+shape (N, 1, 8, 8). Attribution: ``nndl/datasets/DIGITS_LICENSE.txt``.
+
 The batch files are pickles. They are read with a restricted unpickler that accepts only the
 few NumPy globals the official files use, so a crafted file cannot run code: it is refused with
 ``ValueError`` naming the file. Missing or malformed files raise errors that name the file.
 """
 
 import codecs
+import gzip
+import hashlib
+import http.client
 import io
 import os
 import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -25,14 +46,25 @@ except ImportError:  # NumPy 1.x
     from numpy.core.multiarray import _reconstruct
 
 __all__ = ["default_data_dir", "load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "load_CIFAR10_meta",
-           "CIFAR10_CLASSES", "CIFAR10_TRAIN_FILES", "CIFAR10_TEST_FILE"]
+           "download_cifar10", "DownloadError", "load_digits", "get_digits_data",
+           "CIFAR10_CLASSES", "CIFAR10_TRAIN_FILES", "CIFAR10_TEST_FILE", "CIFAR10_FILES",
+           "CIFAR10_URL", "CIFAR10_MD5", "DIGITS_CLASSES"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 
+CIFAR10_FILES = CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE, "batches.meta")
 CIFAR10_DIRNAME = "cifar-10-batches-py"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+_HOW_TO_DOWNLOAD = ("download it with `nndl train --dataset cifar10 --download` "
+                    "or nndl.data_utils.download_cifar10()")
+
+DIGITS_CLASSES = tuple(str(d) for d in range(10))
+_DIGITS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets", "digits.npz")
+_DIGITS_SHAPE = (1797, 8, 8)
 
 
 def default_data_dir():
@@ -148,12 +180,10 @@ def load_CIFAR10(ROOT, dtype=np.float64, require_test=True):
     """
     ROOT = os.fspath(ROOT)
     if not os.path.isdir(ROOT):
-        raise FileNotFoundError(
-            f"CIFAR-10 directory not found: {ROOT} (download it with nndl.data_utils.download_cifar10 "
-            f"or `nndl train --dataset cifar10 --download`)")
+        raise FileNotFoundError(f"CIFAR-10 directory not found: {ROOT} ({_HOW_TO_DOWNLOAD})")
     missing = [f for f in CIFAR10_TRAIN_FILES if not os.path.isfile(os.path.join(ROOT, f))]
     if missing:
-        raise FileNotFoundError(f"CIFAR-10 directory {ROOT} is missing {', '.join(missing)}")
+        raise FileNotFoundError(f"CIFAR-10 directory {ROOT} is missing {', '.join(missing)} ({_HOW_TO_DOWNLOAD})")
     parts = [load_CIFAR_batch(os.path.join(ROOT, f), dtype) for f in CIFAR10_TRAIN_FILES]
     Xtr = np.concatenate([p[0] for p in parts])
     Ytr = np.concatenate([p[1] for p in parts])
@@ -163,6 +193,50 @@ def load_CIFAR10(ROOT, dtype=np.float64, require_test=True):
     else:
         Xte, Yte = np.empty((0, 32, 32, 3), dtype=dtype), np.empty(0, dtype=np.int64)
     return Xtr, Ytr, Xte, Yte
+
+
+def _check_count(name, value, minimum=0):
+    """Return ``value`` as int if it is an integer >= ``minimum``, else raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _preprocess(splits, subtract_mean, layout, dtype, class_names):
+    """Turn raw (N, H, W, C) splits into the course's dict.
+
+    Parameters
+    ----------
+    splits : dict
+        ``"train"``, ``"val"``, ``"test"`` -> ``(X, y)`` with X of shape (N, H, W, C).
+    subtract_mean : bool
+    layout : {'image', 'rows'}
+    dtype : numpy dtype
+    class_names : list of str
+
+    Returns
+    -------
+    dict
+        ``X_<split>`` as (N, C, H, W) ('image') or (N, H*W*C) ('rows'), ``y_<split>``,
+        ``mean_image`` shaped like one example, ``class_names``.
+    """
+    if layout not in ("image", "rows"):
+        raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
+    X_train = splits["train"][0]
+    mean_image = X_train.mean(axis=0, dtype=np.float64).astype(dtype) if subtract_mean else \
+        np.zeros(X_train.shape[1:], dtype=dtype)
+    out = {}
+    for name, (X, y) in splits.items():
+        X = X.astype(dtype, copy=False) - mean_image
+        if layout == "rows":
+            # An explicit row length: reshape cannot infer -1 for an empty split (no test_batch).
+            out[f"X_{name}"] = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
+        else:
+            out[f"X_{name}"] = X.transpose(0, 3, 1, 2).copy()
+        out[f"y_{name}"] = y
+    out["mean_image"] = mean_image.reshape(-1) if layout == "rows" else mean_image.transpose(2, 0, 1).copy()
+    out["class_names"] = list(class_names)
+    return out
 
 
 def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True,
@@ -194,6 +268,8 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
         cifar10_dir = os.path.join(default_data_dir(), CIFAR10_DIRNAME)
     if layout not in ("image", "rows"):
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
+    num_validation = _check_count("num_validation", num_validation)
+    num_test = _check_count("num_test", num_test)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
     if num_training is None:
@@ -202,20 +278,256 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
         raise ValueError(
             f"num_training + num_validation must be at most the {available} training images in "
             f"{cifar10_dir}, got {num_training} + {num_validation}")
-    X_val = X_train[num_training:num_training + num_validation]
-    y_val = y_train[num_training:num_training + num_validation]
-    X_train, y_train = X_train[:num_training], y_train[:num_training]
-    X_test, y_test = X_test[:num_test], y_test[:num_test]
-
-    mean_image = X_train.mean(axis=0) if subtract_mean else np.zeros(X_train.shape[1:], dtype=dtype)
-    splits = {}
-    for name, X in (("train", X_train), ("val", X_val), ("test", X_test)):
-        X = X - mean_image
-        splits[name] = X.reshape(X.shape[0], -1) if layout == "rows" else X.transpose(0, 3, 1, 2).copy()
-    mean = mean_image.reshape(-1) if layout == "rows" else mean_image.transpose(2, 0, 1)
-    return {
-        "X_train": splits["train"], "y_train": y_train,
-        "X_val": splits["val"], "y_val": y_val,
-        "X_test": splits["test"], "y_test": y_test,
-        "mean_image": mean, "class_names": load_CIFAR10_meta(cifar10_dir),
+    splits = {
+        "train": (X_train[:num_training], y_train[:num_training]),
+        "val": (X_train[num_training:num_training + num_validation],
+                y_train[num_training:num_training + num_validation]),
+        "test": (X_test[:num_test], y_test[:num_test]),
     }
+    return _preprocess(splits, subtract_mean, layout, dtype, load_CIFAR10_meta(cifar10_dir))
+
+
+# --------------------------------------------------------------------------- digits
+
+def load_digits(dtype=np.float64):
+    """The UCI handwritten digits shipped with nndl.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+
+    Returns
+    -------
+    X : ndarray, shape (1797, 8, 8)
+        Pixel values, integers in [0, 16].
+    y : ndarray of int64, shape (1797,)
+        The digit shown, in [0, 10).
+    """
+    try:
+        with np.load(_DIGITS_FILE, allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the built-in digits file is missing: {_DIGITS_FILE}; reinstall nndl") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"the built-in digits file {_DIGITS_FILE} is damaged ({exc}); reinstall nndl") from None
+    if images.shape != _DIGITS_SHAPE or labels.shape != _DIGITS_SHAPE[:1]:
+        raise ValueError(f"the built-in digits file {_DIGITS_FILE} holds images {images.shape} and labels "
+                         f"{labels.shape}, expected {_DIGITS_SHAPE} and {_DIGITS_SHAPE[:1]}; reinstall nndl")
+    return images.astype(dtype), labels.astype(np.int64)
+
+
+def get_digits_data(num_validation=180, num_test=360, subtract_mean=True, seed=0, dtype=np.float64,
+                    layout="image"):
+    """The built-in digits, split at random and preprocessed like ``get_CIFAR10_data``.
+
+    Parameters
+    ----------
+    num_validation, num_test : int
+        Sizes of the validation and test splits; every other image is for training.
+    subtract_mean : bool
+        Subtract the training split's mean image from every split.
+    seed : int
+        Seed of the shuffle that assigns images to splits; the same seed gives the same
+        splits on every machine (``nndl evaluate`` relies on it).
+    dtype : numpy dtype
+    layout : {'image', 'rows'}
+        'image': X as (N, 1, 8, 8); 'rows': X as (N, 64).
+
+    Returns
+    -------
+    dict
+        ``X_train``, ``y_train``, ``X_val``, ``y_val``, ``X_test``, ``y_test``, ``mean_image``
+        (shape (1, 8, 8) or (64,)), ``class_names`` (``'0'`` ... ``'9'``).
+    """
+    num_validation = _check_count("num_validation", num_validation)
+    num_test = _check_count("num_test", num_test)
+    X, y = load_digits(dtype)
+    total = X.shape[0]
+    if num_validation + num_test >= total:
+        raise ValueError(f"num_validation + num_test must leave training images out of the {total} digits, "
+                         f"got {num_validation} + {num_test}")
+    order = np.random.default_rng(seed).permutation(total)
+    test, val, train = np.split(order, [num_test, num_test + num_validation])
+    X = X[..., np.newaxis]  # (N, 8, 8, 1): the (N, H, W, C) layout of the CIFAR loader
+    splits = {"train": (X[train], y[train]), "val": (X[val], y[val]), "test": (X[test], y[test])}
+    return _preprocess(splits, subtract_mean, layout, dtype, DIGITS_CLASSES)
+
+
+# --------------------------------------------------------------------------- download
+
+class DownloadError(OSError):
+    """A download that failed, was corrupt, or held something unsafe to unpack."""
+
+
+def _progress_bar(total, desc, enabled):
+    """A tqdm bar if tqdm is installed and ``enabled``, else a stand-in that does nothing."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # tqdm comes with the `cli` extra; the core works without it
+            pass
+        else:
+            return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+    class _Silent:
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    return _Silent()
+
+
+def _fetch(url, out, timeout, progress):
+    """Stream ``url`` into the open file ``out``; return the MD5 hex digest of what was written."""
+    digest = hashlib.md5()
+    received = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            bar = _progress_bar(expected, os.path.basename(url) or "download", progress)
+            try:
+                while True:
+                    chunk = response.read(1 << 16)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            finally:
+                bar.close()
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise DownloadError(f"cannot download {url}: {exc.reason}") from None
+    except (http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+        raise DownloadError(f"download of {url} broke off after {received} bytes "
+                            f"({type(exc).__name__}: {exc}); try again") from None
+    if expected is not None and received != expected:
+        raise DownloadError(f"download of {url} is truncated: got {received} of {expected} bytes; try again")
+    return digest.hexdigest()
+
+
+def _member_path(root, name):
+    """Where archive member ``name`` goes under ``root``; raise if it would land outside it."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or ".." in parts or not parts or ":" in parts[0]:
+        raise DownloadError(f"refusing to unpack archive member {name!r}: it would land outside {root}")
+    return os.path.join(root, *parts)
+
+
+def _safe_extract(archive, root, url):
+    """Unpack the regular files and directories of a .tar.gz into ``root``; refuse anything else."""
+    try:
+        with gzip.open(archive, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            for member in tar:
+                path = _member_path(root, member.name)
+                if member.isdir():
+                    os.makedirs(path, exist_ok=True)
+                elif member.isfile():
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with tar.extractfile(member) as src, open(path, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                else:
+                    raise DownloadError(f"refusing to unpack archive member {member.name!r}: "
+                                        f"links and special files are not allowed")
+            # tar stops at its end-of-archive marker; reading gzip to the end makes it check
+            # its CRC and length, which catches corruption in the last members too.
+            while gz.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DownloadError(f"the archive from {url} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+
+
+def _missing_files(directory):
+    return [f for f in CIFAR10_FILES if not os.path.isfile(os.path.join(directory, f))]
+
+
+def _install(new, target, parking):
+    """Rename ``new`` to ``target``; an existing ``target`` is parked and put back on failure."""
+    parked = os.path.exists(target)
+    if parked:
+        os.replace(target, parking)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if parked:
+            os.replace(parking, target)
+        raise
+
+
+def download_cifar10(dest=None, url=CIFAR10_URL, md5=CIFAR10_MD5, name=CIFAR10_DIRNAME, force=False,
+                     progress=True, timeout=60.0):
+    """Download and unpack the official CIFAR-10 python archive.
+
+    Nothing is unpacked until the whole archive has arrived and its MD5 matches; members
+    outside the archive's folder, links and special files are refused; on any failure the
+    temporary files are removed and an existing dataset is left as it was.
+
+    Parameters
+    ----------
+    dest : str or path, optional
+        Directory that receives the dataset folder; default ``default_data_dir()``
+        (``$NNDL_DATA_DIR`` or ``~/.cache/nndl``). Created if needed.
+    url : str
+        Where to fetch the archive (a mirror, or a local server in tests).
+    md5 : str
+        Expected MD5 hex digest of the archive.
+    name : str
+        Name of the dataset folder under ``dest``.
+    force : bool
+        Replace an existing ``dest/name`` (only once the new copy is complete). Without it a
+        complete copy is returned as is and an incomplete one is an error, so nothing the
+        user has is overwritten.
+    progress : bool
+        Show a tqdm progress bar (when tqdm is installed).
+    timeout : float
+        Seconds to wait for the server on connect and on each read.
+
+    Returns
+    -------
+    str
+        The dataset directory ``dest/name`` holding ``data_batch_1..5``, ``test_batch`` and
+        ``batches.meta``.
+
+    Raises
+    ------
+    DownloadError
+        The server could not be reached, the transfer broke off, the MD5 differs, the
+        archive is corrupt or lacks a batch file, or it holds an unsafe member.
+    """
+    dest = default_data_dir() if dest is None else os.fspath(dest)
+    if not name or os.path.basename(name) != name or name in (".", ".."):
+        raise ValueError(f"name must be a plain folder name, got {name!r}")
+    if not isinstance(md5, str) or len(md5) != 32:
+        raise ValueError(f"md5 must be a 32-character hex digest, got {md5!r}")
+    target = os.path.join(dest, name)
+    if os.path.exists(target) and not force:
+        missing = _missing_files(target)
+        if not missing:
+            return target
+        raise DownloadError(f"{target} exists but is missing {', '.join(missing)}; move it away or pass "
+                            f"force=True (--force) to replace it")
+    os.makedirs(dest, exist_ok=True)
+    # Temporary names inside dest keep the final renames on one filesystem, hence atomic.
+    fd, archive = tempfile.mkstemp(prefix=".cifar10-", suffix=".tar.gz.part", dir=dest)
+    workdir = tempfile.mkdtemp(prefix=".cifar10-", suffix=".unpack", dir=dest)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, out, timeout, progress)
+        if digest != md5.lower():
+            raise DownloadError(f"the archive from {url} has MD5 {digest}, expected {md5.lower()}: it is corrupt "
+                                f"or not the official file; nothing was unpacked")
+        _safe_extract(archive, workdir, url)
+        unpacked = os.path.join(workdir, CIFAR10_DIRNAME)
+        missing = _missing_files(unpacked)
+        if missing:
+            raise DownloadError(f"the archive from {url} has no {CIFAR10_DIRNAME}/{', '.join(missing)}")
+        _install(unpacked, target, os.path.join(workdir, "previous"))
+    finally:
+        os.unlink(archive)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return target
