@@ -120,6 +120,13 @@ def test_get_digits_data_splits_everything_once_and_subtracts_the_mean():
     assert key(restored, labels) == key(X.reshape(-1, 64).astype(int), y)
 
 
+def test_get_digits_data_can_train_on_fewer_images_with_the_same_test_split():
+    small, full = get_digits_data(num_training=200), get_digits_data()
+    assert small["X_train"].shape == (200, 1, 8, 8)
+    np.testing.assert_array_equal(small["y_test"], full["y_test"])
+    np.testing.assert_array_equal(small["y_val"], full["y_val"])
+
+
 def test_get_digits_data_split_depends_only_on_the_seed():
     a, b = get_digits_data(seed=0), get_digits_data(seed=0, dtype=np.float32, layout="rows")
     np.testing.assert_array_equal(a["y_test"], b["y_test"])
@@ -128,7 +135,8 @@ def test_get_digits_data_split_depends_only_on_the_seed():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"num_validation": 900, "num_test": 900}, "must leave training images"),
+    ({"num_validation": 900, "num_test": 900}, "must be at most the 1797 digits"),
+    ({"num_training": 1500}, r"got 1500 \+ 180 \+ 360"),
     ({"num_test": -1}, "num_test must be an int >= 0, got -1"),
     ({"num_validation": 1.5}, "num_validation must be an int >= 0, got 1.5"),
     ({"layout": "columns"}, "layout must be 'image' or 'rows'"),

@@ -316,14 +316,16 @@ def load_digits(dtype=np.float64):
     return images.astype(dtype), labels.astype(np.int64)
 
 
-def get_digits_data(num_validation=180, num_test=360, subtract_mean=True, seed=0, dtype=np.float64,
-                    layout="image"):
+def get_digits_data(num_validation=180, num_test=360, num_training=None, subtract_mean=True, seed=0,
+                    dtype=np.float64, layout="image"):
     """The built-in digits, split at random and preprocessed like ``get_CIFAR10_data``.
 
     Parameters
     ----------
     num_validation, num_test : int
-        Sizes of the validation and test splits; every other image is for training.
+        Sizes of the validation and test splits.
+    num_training : int or None
+        Size of the training split; None uses every image not held for validation or test.
     subtract_mean : bool
         Subtract the training split's mean image from every split.
     seed : int
@@ -343,11 +345,15 @@ def get_digits_data(num_validation=180, num_test=360, subtract_mean=True, seed=0
     num_test = _check_count("num_test", num_test)
     X, y = load_digits(dtype)
     total = X.shape[0]
-    if num_validation + num_test >= total:
-        raise ValueError(f"num_validation + num_test must leave training images out of the {total} digits, "
-                         f"got {num_validation} + {num_test}")
+    if num_training is None:
+        num_training = total - num_validation - num_test
+    if num_training <= 0 or num_training + num_validation + num_test > total:
+        raise ValueError(f"num_training + num_validation + num_test must be at most the {total} digits with "
+                         f"num_training >= 1, got {num_training} + {num_validation} + {num_test}")
     order = np.random.default_rng(seed).permutation(total)
-    test, val, train = np.split(order, [num_test, num_test + num_validation])
+    # Test and validation come first, so they do not depend on num_training.
+    used = order[:num_test + num_validation + num_training]
+    test, val, train = np.split(used, [num_test, num_test + num_validation])
     X = X[..., np.newaxis]  # (N, 8, 8, 1): the (N, H, W, C) layout of the CIFAR loader
     splits = {"train": (X[train], y[train]), "val": (X[val], y[val]), "test": (X[test], y[test])}
     return _preprocess(splits, subtract_mean, layout, dtype, DIGITS_CLASSES)
