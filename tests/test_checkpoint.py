@@ -1,4 +1,4 @@
-"""Tests for nndl.checkpoint: exact round trip, atomic writes, refusal of foreign files."""
+"""Tests for nndl.checkpoint: exact round trip, atomic writes, refusal of foreign files, Solver resume."""
 
 import json
 
@@ -7,6 +7,7 @@ import pytest
 
 from nndl.checkpoint import CheckpointError, load_model, save_model
 from nndl.fc_net import FullyConnectedNet, TwoLayerNet
+from nndl.solver import Solver
 
 
 @pytest.mark.parametrize("model", [
@@ -65,3 +66,76 @@ def test_incompatible_format_version_is_refused(tmp_path):
     np.savez(tmp_path / "future.npz", **arrays)
     with pytest.raises(CheckpointError, match="format 99"):
         load_model(tmp_path / "future.npz")
+
+
+def _toy_data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((120, 10))
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
+    return {"X_train": X[:100], "y_train": y[:100], "X_val": X[100:], "y_val": y[100:]}
+
+
+def _solver(model, data, **kwargs):
+    options = dict(update_rule="adam", optim_config={"learning_rate": 1e-2}, lr_decay=0.9, batch_size=20,
+                   num_train_samples=50, verbose=False, seed=3, sampling="permutation")
+    return Solver(model, data, **{**options, **kwargs})
+
+
+def _net():
+    return FullyConnectedNet([16, 8], input_dim=10, num_classes=4, use_batchnorm=True, weight_scale=0.1,
+                             dtype=np.float64, seed=0)
+
+
+def test_resumed_training_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    data = _toy_data()
+    full = _solver(_net(), data, num_epochs=4).train()
+
+    first = _solver(_net(), data, num_epochs=2, checkpoint_name=str(tmp_path / "run")).train()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_epoch_1.npz", "run_epoch_2.npz"]
+    resumed = _solver(_net(), data, num_epochs=4, resume_from=tmp_path / "run_epoch_2.npz")
+    assert resumed.epoch == 2 and len(resumed.loss_history) == len(first.loss_history)
+    assert resumed.optim_configs["W1"]["learning_rate"] == pytest.approx(1e-2 * 0.9 ** 2)
+    resumed.train()
+
+    assert resumed.loss_history == full.loss_history
+    assert resumed.val_acc_history == full.val_acc_history and resumed.best_val_acc == full.best_val_acc
+    for name in full.model.params:
+        np.testing.assert_array_equal(resumed.model.params[name], full.model.params[name])
+    np.testing.assert_array_equal(resumed.model.bn_params[0]["running_mean"], full.model.bn_params[0]["running_mean"])
+
+
+def test_solver_checkpoint_is_also_a_model_file(tmp_path):
+    solver = _solver(_net(), _toy_data(), num_epochs=1, checkpoint_name=str(tmp_path / "run")).train()
+    model = load_model(tmp_path / "run_epoch_1.npz")
+    X = _toy_data()["X_val"]
+    assert model.config() == solver.model.config() and model.loss(X).shape == (20, 4)
+
+
+def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
+    data = _toy_data()
+    _solver(_net(), data, num_epochs=1, checkpoint_name=str(tmp_path / "run")).train()
+    ckpt = tmp_path / "run_epoch_1.npz"
+    save_model(tmp_path / "model.npz", _net())
+    with pytest.raises(CheckpointError, match="is a model file, not a Solver checkpoint"):
+        _solver(_net(), data, resume_from=tmp_path / "model.npz")
+    other = FullyConnectedNet([16], input_dim=10, num_classes=4, dtype=np.float64, seed=0)
+    with pytest.raises(CheckpointError, match=r"was saved from FullyConnectedNet\(.*hidden_dims': \[16, 8\].*"
+                                              r"the Solver's model is FullyConnectedNet\(.*\[16\]"):
+        _solver(other, data, resume_from=ckpt)
+    with pytest.raises(CheckpointError, match="trained with update_rule 'adam'; the Solver uses 'sgd'"):
+        _solver(_net(), data, resume_from=ckpt, update_rule="sgd")
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        _solver(_net(), data, resume_from=tmp_path / "nope.npz")
+
+    # A checkpoint whose training state lost a parameter's optimizer entry: refused, solver untouched.
+    with np.load(ckpt) as npz:
+        arrays = dict(npz)
+    meta = json.loads(str(arrays["__nndl__"]))
+    del meta["solver"]["optim_scalars"]["W2"]
+    arrays["__nndl__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "damaged.npz", **arrays)
+    solver = _solver(_net(), data)
+    before = {k: v.copy() for k, v in solver.model.params.items()}
+    with pytest.raises(CheckpointError, match="damaged.npz: the training state is incomplete or damaged"):
+        solver.resume(tmp_path / "damaged.npz")
+    assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)

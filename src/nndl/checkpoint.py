@@ -11,6 +11,14 @@ never runs code. Writes go to a temporary file in the target directory that is r
 the target only when complete: a crash mid-write leaves the previous file intact.
 
 ``load_model(path)`` rebuilds a model whose predictions equal the saved one's exactly.
+
+A Solver checkpoint (``save_solver_checkpoint``) is a model file plus the training state:
+the epoch, every parameter's optimizer config (arrays as ``optim/...``, scalars such as the
+decayed learning rate in the JSON), the histories, the best parameters so far (``best/<name>``)
+and, when the Solver draws from its own ``np.random.Generator``, that generator's state.
+``restore_solver_checkpoint(solver, path)`` (what ``Solver(..., resume_from=path)`` calls) puts
+all of it back, so training resumed from the checkpoint of epoch k continues exactly as the
+uninterrupted run would have (dropout masks aside, which the model draws).
 """
 
 import json
@@ -23,7 +31,7 @@ import numpy as np
 from .fc_net import FullyConnectedNet, TwoLayerNet
 
 __all__ = ["save_model", "load_model", "load_checkpoint", "save_solver_checkpoint",
-           "CheckpointError", "FORMAT_VERSION"]
+           "restore_solver_checkpoint", "CheckpointError", "FORMAT_VERSION"]
 
 FORMAT = "nndl-model"
 FORMAT_VERSION = 1
@@ -171,11 +179,84 @@ def save_solver_checkpoint(solver, path):
                 arrays[f"optim/{name}/{key}"] = value
             else:
                 scalars[name][key] = value
+    for name, value in solver.best_params.items():
+        arrays[f"best/{name}"] = value
+    rng = solver.rng
+    rng_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
     meta = _meta(solver.model, solver=dict(
         epoch=solver.epoch, update_rule=solver.update_rule_name, optim_scalars=scalars,
         lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
         loss_history=[float(v) for v in solver.loss_history],
         train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
-        best_val_acc=solver.best_val_acc))
+        best_val_acc=solver.best_val_acc, rng_state=rng_state))
     arrays["__nndl__"] = np.array(json.dumps(meta))
     _atomic_savez(path, arrays)
+
+
+def restore_solver_checkpoint(solver, path):
+    """Put the training state saved by ``save_solver_checkpoint`` back into ``solver``.
+
+    The solver's model must have the architecture of the saved one and the solver the same
+    update rule; the model's parameters and batchnorm averages, the optimizer state (including
+    the decayed learning rate), the epoch, the histories and the best parameters are replaced.
+    The batch-sampling generator is restored when both the checkpoint and the solver have a
+    private ``np.random.Generator`` (a Solver with ``seed=None`` keeps drawing from NumPy's
+    global state, which is not saved).
+
+    Parameters
+    ----------
+    solver : nndl.solver.Solver
+    path : str or path
+        A file written by ``save_solver_checkpoint`` (``Solver(checkpoint_name=...)``).
+
+    Raises
+    ------
+    CheckpointError
+        The file is not a Solver checkpoint or does not fit this solver and model.
+    """
+    path = os.fspath(path)
+    meta, arrays = load_checkpoint(path)
+    state = meta.get("solver")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is a model file, not a Solver checkpoint (it has no training state)")
+    model = solver.model
+    saved = f"{meta.get('model_class')}({meta.get('config')})"
+    current = f"{type(model).__name__}({model.config() if hasattr(model, 'config') else '?'})"
+    if saved != current:
+        raise CheckpointError(f"{path} was saved from {saved}; the Solver's model is {current}")
+    if state["update_rule"] != solver.update_rule_name:
+        raise CheckpointError(f"{path} was trained with update_rule {state['update_rule']!r}; "
+                              f"the Solver uses {solver.update_rule_name!r}")
+
+    # Everything is read before anything is changed, so a damaged file leaves the solver as it was.
+    try:
+        params = {name: arrays[f"param/{name}"].astype(model.dtype, copy=False) for name in model.params}
+        configs = {}
+        for name in model.params:
+            configs[name] = dict(state["optim_scalars"][name])
+            prefix = f"optim/{name}/"
+            configs[name].update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        history = {key: list(state[key]) for key in ("loss_history", "train_acc_history", "val_acc_history")}
+        epoch, best_val_acc = int(state["epoch"]), float(state["best_val_acc"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the training state is incomplete or damaged ({type(exc).__name__}: "
+                              f"{exc})") from None
+    wrong = [n for n in params if params[n].shape != model.params[n].shape]
+    if wrong:
+        raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} have the wrong shape")
+    model.params.update(params)
+    for i, bn_param in enumerate(getattr(model, "bn_params", [])):
+        for key in ("running_mean", "running_var"):
+            if f"bn/{i}/{key}" in arrays:
+                bn_param[key] = arrays[f"bn/{i}/{key}"].astype(model.dtype)
+    solver.optim_configs = configs
+    solver.epoch, solver.best_val_acc = epoch, best_val_acc
+    for key, values in history.items():
+        setattr(solver, key, values)
+    solver.best_params = {k[5:]: v.astype(model.dtype, copy=False) for k, v in arrays.items()
+                          if k.startswith("best/")}
+    rng_state = state.get("rng_state")
+    if (rng_state is not None and isinstance(solver.rng, np.random.Generator)
+            and rng_state.get("bit_generator") == type(solver.rng.bit_generator).__name__):
+        solver.rng.bit_generator.state = rng_state
+    return solver

@@ -71,6 +71,10 @@ class Solver:
     epoch_callback : callable or None
         ``epoch_callback(solver)`` after each accuracy check (epoch 0 included); use it for
         progress bars or to stop early by raising an exception.
+    resume_from : str, path or None
+        A checkpoint written with ``checkpoint_name`` (or ``save_checkpoint``): training
+        continues from its epoch with its optimizer state, histories and best parameters
+        (see ``resume``). ``num_epochs`` is the total, counting the epochs already done.
     """
 
     DEFAULTS = {
@@ -87,6 +91,7 @@ class Solver:
         "sampling": "replacement",
         "seed": None,
         "epoch_callback": None,
+        "resume_from": None,
     }
 
     def __init__(self, model, data, **kwargs):
@@ -130,6 +135,8 @@ class Solver:
 
         self._set_data(data)
         self._reset()
+        if options["resume_from"] is not None:
+            self.resume(options["resume_from"])
 
     def _set_data(self, data):
         if not isinstance(data, dict):
@@ -266,6 +273,18 @@ class Solver:
         from .checkpoint import save_solver_checkpoint  # checkpoint imports fc_net; import late
 
         save_solver_checkpoint(self, path)
+
+    def resume(self, path):
+        """Load the training state of a checkpoint so that ``train()`` continues from it.
+
+        Restores the model's parameters, the optimizer state (including the decayed learning
+        rate), the epoch, the histories, the best parameters and, for a Solver with its own
+        ``seed``, the batch-sampling generator; see ``nndl.checkpoint.restore_solver_checkpoint``.
+        Returns ``self``.
+        """
+        from .checkpoint import restore_solver_checkpoint
+
+        return restore_solver_checkpoint(self, path)
 
 
 def _optional_positive_int(name, value):
