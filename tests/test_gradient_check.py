@@ -4,8 +4,9 @@ import random
 
 import numpy as np
 
+from nndl import layer_utils, layers
 from nndl.gradient_check import (
-    eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error,
+    check_all_gradients, eval_numerical_gradient, eval_numerical_gradient_array, grad_check_sparse, rel_error,
 )
 
 
@@ -45,3 +46,22 @@ def test_rel_error():
     assert rel_error(np.array([1.0]), np.array([1.0])) == 0.0
     assert abs(rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.2])) - 0.2 / 4.2) < 1e-12
     assert rel_error(np.zeros(2), np.zeros(2)) == 0.0
+
+
+def test_check_all_gradients_covers_every_layer_and_model_and_passes():
+    before = np.random.get_state()[1].copy()
+    checks = check_all_gradients(seed=0)
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # global state untouched
+    names = {c.name for c in checks}
+    forwards = {n[: -len("_forward")] for n in layers.__all__ + layer_utils.__all__ if n.endswith("_forward")}
+    assert forwards - {"hidden_block"} <= names
+    assert {"softmax_loss", "svm_loss", "LinearAutoencoder reg=0.1", "cs231n TwoLayerNet reg=0.05"} <= names
+    assert any(n.startswith("FullyConnectedNet") for n in names)
+    failed = [c for c in checks if not c.passed(1e-6)]
+    assert failed == []
+
+
+def test_check_all_gradients_catches_a_wrong_backward(monkeypatch):
+    monkeypatch.setattr(layers, "relu_backward", lambda dout, cache: dout)  # ignores the mask
+    failed = {(c.name, c.wrt) for c in check_all_gradients(seed=0) if not c.passed(1e-6)}
+    assert ("relu", "x") in failed

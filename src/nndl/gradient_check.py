@@ -8,14 +8,19 @@ with an upstream gradient ``df``. Both perturb ``x`` *in place* (so ``f`` may re
 through a closure, e.g. ``model.params['W1']``) and restore every entry before returning.
 ``rel_error`` is the course's max relative error. Use float64 inputs: in float32 the
 differences are dominated by round-off.
+
+``check_all_gradients(seed)`` runs the numeric check of every layer, sandwich and model in
+nndl on small float64 inputs and returns one ``GradientCheck`` per (function, input) pair;
+``nndl gradcheck`` prints them as a table.
 """
 
 import random
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
-           "rel_error"]
+           "rel_error", "check_all_gradients", "GradientCheck"]
 
 
 def rel_error(x, y):
@@ -119,3 +124,141 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, verbose=True):
         if verbose:
             print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {error:e}")
     return errors
+
+
+class GradientCheck(NamedTuple):
+    """One analytic gradient compared with its numeric estimate."""
+
+    name: str
+    """The layer, sandwich or model checked."""
+    wrt: str
+    """The input or parameter differentiated."""
+    rel_error: float
+    """``rel_error(numeric, analytic)``."""
+    abs_error: float
+    """Largest absolute difference; decides when both gradients are ~0 (rel_error is then noise)."""
+
+    def passed(self, tol, atol=1e-8):
+        """True if ``rel_error < tol`` or the gradients agree to ``atol`` in absolute terms."""
+        return self.rel_error < tol or self.abs_error < atol
+
+
+def _compare(name, wrt, numeric, analytic):
+    analytic = np.asarray(analytic, dtype=np.float64)
+    if analytic.shape != numeric.shape:
+        raise ValueError(f"{name}: gradient of {wrt} has shape {analytic.shape}, expected {numeric.shape}")
+    return GradientCheck(name, wrt, rel_error(numeric, analytic), float(np.max(np.abs(numeric - analytic))))
+
+
+def _check_layer(name, forward, backward, inputs, names, rng):
+    """Check ``backward`` against the numeric gradient of ``sum(forward(*inputs) * dout)``."""
+    out, cache = forward(*inputs)
+    dout = rng.standard_normal(out.shape)
+    analytic = backward(dout, cache)
+    analytic = analytic if isinstance(analytic, tuple) else (analytic,)
+    results = []
+    for i, wrt in enumerate(names):
+        numeric = eval_numerical_gradient_array(lambda _: forward(*inputs)[0], inputs[i], dout)
+        results.append(_compare(name, wrt, numeric, analytic[i]))
+    return results
+
+
+def _check_loss(name, loss, x, y):
+    _, dx = loss(x, y)
+    return [_compare(name, "x", eval_numerical_gradient(lambda _: loss(x, y)[0], x, verbose=False), dx)]
+
+
+def _check_model(name, model, X, y, loss=None):
+    """Check every entry of ``model.params`` against the numeric gradient of the loss."""
+    loss = loss or (lambda: model.loss(X, y))
+    _, grads = loss()
+    return [_compare(name, key, eval_numerical_gradient(lambda _: loss()[0], model.params[key], verbose=False),
+                     grads[key])
+            for key in sorted(model.params)]
+
+
+def check_all_gradients(seed=0):
+    """Numeric gradient check of every layer, sandwich and model, in float64.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the random inputs, weights and dropout masks.
+
+    Returns
+    -------
+    list of GradientCheck
+        One per (function or model, input or parameter) pair, layers first.
+    """
+    # Imported here: the course notebooks import this module on its own, before the rest.
+    from . import layer_utils as U
+    from . import layers as L
+    from .autoencoder import LinearAutoencoder
+    from .cs231n.classifiers.neural_net import TwoLayerNet as CS231nTwoLayerNet
+    from .fc_net import FullyConnectedNet, TwoLayerNet
+    from .neural_net import TwoLayerNet as StandaloneTwoLayerNet
+
+    rng = np.random.default_rng(seed)
+    normal = rng.standard_normal
+    x, w, b = normal((4, 2, 3)), normal((6, 5)), normal(5)
+    h, gamma, beta = normal((6, 5)), 1 + 0.1 * normal(5), normal(5)
+    drop = {"mode": "train", "p": 0.3, "seed": seed}
+    results = []
+    results += _check_layer("affine", L.affine_forward, L.affine_backward, (x, w, b), ("x", "w", "b"), rng)
+    for act in ("relu", "leaky_relu", "swish"):
+        forward, backward = getattr(L, f"{act}_forward"), getattr(L, f"{act}_backward")
+        results += _check_layer(act, forward, backward, (normal((4, 5)),), ("x",), rng)
+    results += _check_layer("batchnorm", lambda *a: L.batchnorm_forward(*a, {"mode": "train"}),
+                            L.batchnorm_backward, (h, gamma, beta), ("x", "gamma", "beta"), rng)
+    results += _check_layer("layernorm", L.layernorm_forward, L.layernorm_backward, (h, gamma, beta),
+                            ("x", "gamma", "beta"), rng)
+    results += _check_layer("dropout", lambda a: L.dropout_forward(a, drop), L.dropout_backward,
+                            (normal((6, 5)),), ("x",), rng)
+    labels = rng.integers(5, size=6)
+    results += _check_loss("softmax_loss", L.softmax_loss, normal((6, 5)), labels)
+    results += _check_loss("svm_loss", L.svm_loss, normal((6, 5)), labels)
+
+    def fresh_bn():
+        return {"mode": "train"}
+
+    sandwiches = [
+        ("affine_relu", U.affine_relu_forward, U.affine_relu_backward, ()),
+        ("affine_batchnorm_relu", lambda *a: U.affine_batchnorm_relu_forward(*a, fresh_bn()),
+         U.affine_batchnorm_relu_backward, (gamma, beta)),
+        ("affine_layernorm_relu", U.affine_layernorm_relu_forward, U.affine_layernorm_relu_backward, (gamma, beta)),
+        ("affine_relu_dropout", lambda *a: U.affine_relu_dropout_forward(*a, drop),
+         U.affine_relu_dropout_backward, ()),
+        ("affine_batchnorm_relu_dropout",
+         lambda *a: U.affine_batchnorm_relu_dropout_forward(*a, fresh_bn(), drop),
+         U.affine_batchnorm_relu_dropout_backward, (gamma, beta)),
+    ]
+    for name, forward, backward, extra in sandwiches:
+        inputs = (x.copy(), w.copy(), b.copy()) + tuple(e.copy() for e in extra)
+        results += _check_layer(name, forward, backward, inputs, ("x", "w", "b", "gamma", "beta")[:len(inputs)], rng)
+
+    X, y = normal((5, 6)), rng.integers(4, size=5)
+    fc = dict(input_dim=6, num_classes=4, weight_scale=0.5, dtype=np.float64, seed=seed)
+    models = [
+        ("fc_net.TwoLayerNet reg=0.7", TwoLayerNet(hidden_dims=7, reg=0.7, **fc)),
+        ("FullyConnectedNet reg=3.14", FullyConnectedNet([7, 5], reg=3.14, **fc)),
+        ("FullyConnectedNet batchnorm", FullyConnectedNet([7, 5], normalization="batchnorm", **fc)),
+        ("FullyConnectedNet layernorm", FullyConnectedNet([7, 5], normalization="layernorm", **fc)),
+        ("FullyConnectedNet dropout=0.3", FullyConnectedNet([7, 5], dropout=0.3, **fc)),
+        ("FullyConnectedNet leaky_relu", FullyConnectedNet([7, 5], activation="leaky_relu", **fc)),
+        ("FullyConnectedNet swish", FullyConnectedNet([7, 5], activation="swish", **fc)),
+    ]
+    for name, model in models:
+        results += _check_model(name, model, X, y)
+    # The stand-alone nets draw their weights from NumPy's global state; keep it untouched.
+    state = np.random.get_state()
+    try:
+        for name, cls in (("neural_net.TwoLayerNet reg=0.05", StandaloneTwoLayerNet),
+                          ("cs231n TwoLayerNet reg=0.05", CS231nTwoLayerNet)):
+            np.random.seed(seed)
+            model = cls(6, 7, 4, std=0.5)
+            results += _check_model(name, model, X, y, loss=lambda m=model: m.loss(X, y, reg=0.05))
+    finally:
+        np.random.set_state(state)
+    results += _check_model("LinearAutoencoder reg=0.1",
+                            LinearAutoencoder(6, 3, weight_scale=0.5, reg=0.1, seed=seed), X, y)
+    return results
