@@ -495,7 +495,7 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
             kwargs["num_validation"] = num_validation
         if num_training is not None:
             kwargs["num_training"] = num_training
-        data = loader(**kwargs)
+        data = loader(dtype=np.float32, **kwargs)
     elif name == "cifar10":
         data = data_utils.get_CIFAR10_data(
             num_training=num_training, num_validation=1000 if num_validation is None else num_validation,
@@ -585,6 +585,23 @@ def _storage_label(spec, out):
     return _redact(spec) if "://" in spec else spec
 
 
+def _with_postgres_driver(url):
+    """``postgresql://`` with the driver that is installed named explicitly.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, while the search extra installs
+    psycopg2; ``postgres://`` (a common alias) is not understood by SQLAlchemy at all.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}{sep}{rest}"
+    return f"postgresql{sep}{rest}"
+
+
 def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
     """Open the Optuna storage a study lives in.
 
@@ -620,8 +637,10 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
             raise SearchError(f"cannot open storage {path}: {exc.strerror or exc}") from None
     if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or heartbeat < 1:
         raise SearchError(f"heartbeat must be an int >= 1 (seconds), got {heartbeat!r}")
+    shown = _redact(spec)
+    url = _with_postgres_driver(spec)
     engine_kwargs = {"pool_pre_ping": True}
-    if spec.startswith("postgresql"):
+    if url.startswith("postgresql"):
         # An unreachable host must fail within seconds, not after the OS's TCP timeout.
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     last = None
@@ -630,10 +649,10 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    spec, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
                     grace_period=4 * heartbeat, heartbeat_stale_trial_callback=_requeue)
         except ImportError as exc:
-            raise SearchError(f"storage {_redact(spec)} needs a database driver that is not "
+            raise SearchError(f"storage {shown} needs a database driver that is not "
                               f"installed ({exc.name or exc}); pip install 'nndl[search]'") from None
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy/driver errors vary by backend
             last = exc
@@ -645,7 +664,7 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
             break
     first = str(getattr(last, "orig", None) or last).strip().splitlines()
     reason = first[0] if first else type(last).__name__
-    raise SearchError(f"cannot open storage {_redact(spec)}: {reason}")
+    raise SearchError(f"cannot open storage {shown}: {reason}")
 
 
 # --------------------------------------------------------------------------- liveness
@@ -757,7 +776,7 @@ def _make_pruner(config):
     optuna = _optuna()
     if config.pruner == "median":
         # Epoch 1 is too noisy to judge; compare from epoch 2 once 3 trials have finished.
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if config.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
@@ -951,7 +970,7 @@ def _write_csv(trials, space, path):
             worker = t.user_attrs.get("nndl_worker") or {}
             params = {n: (space[n].value if isinstance(space[n], Fixed) else t.params.get(n, "")) for n in names}
             value = _trial_value(t)
-            w.writerow([t.number, t.state.name, "" if value is None else f"{value:.6f}",
+            w.writerow([t.number, t.state.name, "" if value is None else repr(value),
                         max(t.intermediate_values) if t.intermediate_values else 0,
                         f"{t.duration.total_seconds():.2f}" if t.duration else ""]
                        + [_fmt(params[n]) if params[n] != "" else "" for n in names]
@@ -1330,9 +1349,9 @@ def add_search_arguments(parser):
 
 
 def _list_params():
-    lines = ["hyperparameter   default              domain"]
+    lines = [f"{'hyperparameter':16s} {'default':28s} domain"]
     for name, spec in DEFAULT_SPACE.items():
-        lines.append(f"{name:16s} {spec.describe():20s} {HYPERPARAMETERS[name].expected}")
+        lines.append(f"{name:16s} {spec.describe():28s} {HYPERPARAMETERS[name].expected}")
     return "\n".join(lines)
 
 

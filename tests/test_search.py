@@ -1,0 +1,344 @@
+"""Tests for nndl.search: search-space parsing, bad input, a small search on the built-in digits,
+worker processes sharing a journal file (one of them killed mid-trial), and two workers joining
+one study on a real PostgreSQL server started here."""
+
+import csv
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="the search extra (optuna) is not installed")
+
+from nndl import search as S  # noqa: E402
+from nndl.checkpoint import load_model  # noqa: E402
+from nndl.data_utils import get_digits_data  # noqa: E402
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+# A fixed, small architecture: the tests exercise the search machinery, not accuracy.
+SMALL = ["num_layers=1", "hidden_size=32", "dropout=0", "use_batchnorm=false", "batch_size=64",
+         "update_rule=adam", "lr_decay=1", "weight_scale=0.01"]
+
+
+def small_space(**extra):
+    space = dict(p.split("=", 1) for p in SMALL)
+    space.update(extra)
+    return space
+
+
+def cli_args(*params):
+    out = []
+    for p in params:
+        out += ["-p", p]
+    return out
+
+
+def run_cli(args, timeout=120, **kw):
+    """``python -m nndl.search ARGS`` with one BLAS thread (the machine has two cores)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "nndl.search", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+def load_trials(storage, study="nndl-search"):
+    return optuna.load_study(study_name=study, storage=S.open_storage(storage)).get_trials()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- space and input
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("learning_rate", "1e-4:1e-1:log", S.Range(1e-4, 1e-1, log=True)),
+    ("dropout", "0:0.5", S.Range(0.0, 0.5)),
+    ("num_layers", "1:3", S.Range(1, 3)),
+    ("hidden_size", "64, 128", S.Choices((64, 128))),
+    ("use_batchnorm", "true,false", S.Choices((True, False))),
+    ("update_rule", "adam", S.Fixed("adam")),
+    ("batch_size", "1e2", S.Fixed(100)),
+    ("reg", "0.1:0.2:3", S.Choices((0.1, 0.15000000000000002, 0.2))),
+])
+def test_parse_spec_forms(name, text, expected):
+    assert S.parse_spec(name, text) == expected
+
+
+def test_log_points_reproduce_seed_learning_rate_grid():
+    # The course's grid is 10**-arange(3.0, 4.1, 0.1): 11 rates from 1e-3 down to 1e-4.
+    spec = S.parse_spec("learning_rate", "1e-4:1e-3:log:11")
+    course = np.sort(10.0 ** -np.arange(3.0, 4.1, 0.1))
+    np.testing.assert_allclose(spec.values, course, rtol=1e-12)
+
+
+def test_grid_is_nested_loop_order_of_the_space():
+    space = S.make_space(small_space(reg="0.1,0.2", learning_rate="1e-3,1e-4,1e-5"))
+    points = S._grid_points(space)
+    assert [(p["learning_rate"], p["reg"]) for p in points] == [
+        (1e-3, 0.1), (1e-3, 0.2), (1e-4, 0.1), (1e-4, 0.2), (1e-5, 0.1), (1e-5, 0.2)]
+
+
+def test_grid_over_a_float_range_is_refused():
+    with pytest.raises(S.SearchError, match="grid sampler needs a list of values for learning_rate"):
+        S._grid_points(S.make_space({"learning_rate": "1e-4:1e-2:log"}))
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("lerning_rate", "1e-3", "unknown hyperparameter 'lerning_rate'; known ones are learning_rate"),
+    ("learning_rate", "1e-2:1e-4", "learning_rate range 0.01:0.0001 is inverted"),
+    ("reg", "0.1:0.1", "reg range 0.1:0.1 is empty"),
+    ("hidden_size", ",", "hidden_size list of values is empty"),
+    ("hidden_size", "", "hidden_size has an empty value"),
+    ("dropout", "0:1", "dropout must be a number in [0, 1), got '1'"),
+    ("reg", "0:1:log", "reg log range must start above 0"),
+    ("update_rule", "adamw", "update_rule must be one of sgd"),
+    ("batch_size", "12.5", "batch_size must be an int >= 1, got '12.5'"),
+    ("use_batchnorm", "0:1", "use_batchnorm takes a list of values, not a range"),
+])
+def test_bad_specs_name_the_value(name, text, message):
+    with pytest.raises(S.SearchError) as info:
+        S.parse_spec(name, text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_toml_config(tmp_path):
+    path = tmp_path / "search.toml"
+    path.write_text('[search]\ntrials = 7\nsampler = "random"\n\n[space]\n'
+                    'learning_rate = { low = 1e-4, high = 1e-2, log = true }\n'
+                    'hidden_size = [32, 64]\nuse_batchnorm = true\n'
+                    'reg = { low = 0.1, high = 0.2, num = 3 }\n')
+    space, settings = S.load_config(path)
+    assert settings == {"trials": 7, "sampler": "random"}
+    assert space == {"learning_rate": S.Range(1e-4, 1e-2, log=True), "hidden_size": S.Choices((32, 64)),
+                     "use_batchnorm": S.Fixed(True), "reg": S.parse_spec("reg", "0.1:0.2:3")}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[space]\nmomentum = 0.9\n", "unknown hyperparameter 'momentum'"),
+    ("[search]\ntrails = 3\n", "unknown [search] key(s) trails"),
+    ("[space]\nreg = { low = 1, high = 0.5 }\n", "reg range 1:0.5 is inverted"),
+    ("[space\n", "is not valid TOML"),
+])
+def test_bad_toml_config(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(S.SearchError, match=None) as info:
+        S.load_config(path)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "lerning_rate=1e-3"], "unknown hyperparameter 'lerning_rate'"),
+    (["-p", "learning_rate=1e-1:1e-3:log"], "learning_rate range 0.1:0.001 is inverted"),
+    (["-p", "reg=1e-3:1e-3:log"], "reg range 0.001:0.001 is empty"),
+    (["--trials", "0"], "trials must be an int >= 1, got 0"),
+    (["--sampler", "grid"], "the grid sampler needs a list of values for learning_rate"),
+])
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
+    code = S.main(args + ["--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "study.journal").exists()  # nothing touched before the check
+
+
+def test_cli_unreachable_storage_as_a_subprocess(tmp_path):
+    url = f"postgresql://nndl:secret@127.0.0.1:{free_port()}/nndl"  # nothing listens there
+    proc = run_cli(["--storage", url, "--out", str(tmp_path), "--trials", "1"], timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open storage postgresql://nndl:***@127.0.0.1" in lines[0]
+    assert "secret" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_joining_with_a_different_configuration_is_refused(tmp_path):
+    S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path), retrain=False,
+             verbose=False)
+    with pytest.raises(S.SearchError, match="already exists with epochs=1, not 2"):
+        S.search(trials=1, epochs=2, out=str(tmp_path), verbose=False)
+
+
+# --------------------------------------------------------------------------- searches
+
+def test_small_search_on_digits_prunes_and_its_best_model_evaluates(tmp_path):
+    out = tmp_path / "out"
+    space = small_space(learning_rate="1e-5:1:log", reg="1e-6:1e-1:log", hidden_size="16,64")
+    result = S.search(space, trials=10, epochs=4, out=str(out), verbose=False, threads=1)
+    assert result.complete
+    assert result.counts["complete"] + result.counts["pruned"] == 10 and result.counts["fail"] == 0
+    assert result.counts["pruned"] >= 1
+
+    with open(result.csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["number"]) for r in rows) == list(range(10))
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert any(int(r["epochs"]) < 4 for r in pruned)  # stopped before the last epoch
+    for png in result.plots:
+        with open(png, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert {os.path.basename(p) for p in result.plots} == {"best_value.png", "params.png"}
+
+    # The saved model is the best trial's configuration, and scores what the trial scored.
+    model = load_model(result.model_path)
+    data = get_digits_data(dtype=np.float32)
+    val_acc = np.mean(model.predict(data["X_val"]) == data["y_val"])
+    assert val_acc == pytest.approx(result.best_value, abs=1e-12)
+    assert result.best_value == max(float(r["val_acc"]) for r in rows if r["state"] == "COMPLETE")
+    assert model.metadata["search"]["params"] == result.best_params
+    assert np.allclose(model.preprocessing["mean_image"], data["mean_image"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_trial"] == result.best_trial
+
+
+def test_two_worker_processes_share_a_journal_and_resume(tmp_path):
+    out = str(tmp_path / "out")
+    args = ["--out", out, "--jobs", "2", "--sampler", "grid", "--epochs", "2", "--no-retrain",
+            *cli_args(*SMALL, "learning_rate=1e-3,3e-3,1e-2", "reg=1e-4,1e-2")]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr
+    trials = load_trials(os.path.join(out, "study.journal"))
+    finished = [t for t in trials if t.state.name in FINISHED]
+    placeholders = [t for t in trials if t.user_attrs.get("nndl_surplus")]
+    assert len(finished) == 6 and len(trials) == 6 + len(placeholders)
+    # Every grid point ran exactly once, each trial number once.
+    assert sorted((t.params["learning_rate"], t.params["reg"]) for t in finished) == sorted(
+        (lr, r) for lr in (1e-3, 3e-3, 1e-2) for r in (1e-4, 1e-2))
+    assert len({t.number for t in trials}) == len(trials)
+    assert all(t.user_attrs["nndl_worker"]["pid"] not in (os.getpid(),) for t in finished)
+
+    again = run_cli(args)  # resuming a finished study runs nothing more
+    assert again.returncode == 0 and "joined" in again.stdout
+    assert len(load_trials(os.path.join(out, "study.journal"))) == len(trials)
+
+
+def test_a_killed_worker_neither_stalls_the_study_nor_loses_trials(tmp_path):
+    out = str(tmp_path / "out")
+    journal = os.path.join(out, "study.journal")
+    # Trials of about a second each, so that one can be caught mid-training.
+    args = ["--out", out, "--jobs", "2", "--sampler", "grid", "--epochs", "20", "--pruner", "none",
+            "--no-retrain", "--threads", "1",
+            *cli_args("num_layers=2", "hidden_size=256", "dropout=0", "use_batchnorm=false",
+                      "batch_size=16", "update_rule=adam", "lr_decay=1", "weight_scale=0.01",
+                      "learning_rate=1e-3,2e-3", "reg=1e-4,1e-3")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    parent = subprocess.Popen([sys.executable, "-m", "nndl.search", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and parent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            running = [t for t in load_trials(journal) if t.state.name == "RUNNING"]
+        except Exception:  # noqa: BLE001 - the study may not exist yet
+            continue
+        for t in running:
+            owner = t.user_attrs.get("nndl_worker")
+            if owner and t.intermediate_values:  # mid-training
+                os.kill(owner["pid"], signal.SIGKILL)
+                victim = t
+                break
+    stdout, stderr = parent.communicate(timeout=120)
+    assert victim is not None, "no trial was caught running"
+    assert parent.returncode == 0, stderr
+    assert f"(pid {victim.user_attrs['nndl_worker']['pid']}) exited with code -9" in stderr
+
+    trials = {t.number: t for t in load_trials(journal)}
+    killed = trials[victim.number]
+    assert killed.state.name == "FAIL" and killed.user_attrs["nndl_note"] == "worker died"
+    finished = [t for t in trials.values() if t.state.name in FINISHED]
+    points = sorted((t.params["learning_rate"], t.params["reg"]) for t in finished)
+    assert points == sorted((lr, r) for lr in (1e-3, 2e-3) for r in (1e-4, 1e-3))
+    retry = [t for t in finished if t.user_attrs.get("nndl_retry_of") == victim.number]
+    assert len(retry) == 1 and retry[0].params == victim.params
+    # The other worker's results were kept as they were.
+    assert all(t.user_attrs["nndl_worker"]["pid"] != victim.user_attrs["nndl_worker"]["pid"] for t in finished)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+def _postgres_bindir():
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.isfile(os.path.join(candidate, "initdb")):
+            return candidate
+    initdb = shutil.which("initdb")
+    return os.path.dirname(initdb) if initdb else None
+
+
+def _missing(reason):
+    if os.environ.get("NNDL_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"NNDL_REQUIRE_POSTGRES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1, in a temporary directory."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        _missing("PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's postgresql package")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        _missing("psycopg2 is not installed (pip install 'nndl[search]')")
+    prefix = []
+    base = tempfile.mkdtemp(prefix="nndl-pg-")
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as 'postgres'
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base)
+            _missing("running as root and there is no 'postgres' user to run the server as")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, port = os.path.join(base, "data"), free_port()
+    subprocess.run(prefix + [f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "nndl", "--no-sync"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log",
+                             "-w", "-t", "60", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://nndl@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_workers_join_one_study_on_postgresql(postgres_url, tmp_path):
+    # As on two machines: the same command twice, each with its own output directory.
+    args = ["--study", "shared", "--storage", postgres_url, "--trials", "8", "--epochs", "2",
+            "--no-retrain", *cli_args(*SMALL, "learning_rate=1e-4:1e-1:log", "reg=1e-6:1e-1:log")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "nndl.search", *args, "--out", str(tmp_path / f"m{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr
+    joined = "".join(o[0] for o in outputs)
+    assert joined.count("created in") == 1 and joined.count("joined in") == 1
+
+    trials = load_trials(postgres_url, "shared")
+    finished = [t for t in trials if t.state.name in FINISHED]
+    assert len(finished) == 8
+    assert all(t.state.name in FINISHED or t.user_attrs.get("nndl_surplus") for t in trials)
+    assert len({t.number for t in trials}) == len(trials)
+    pids = {t.user_attrs["nndl_worker"]["pid"] for t in finished}
+    assert pids <= {p.pid for p in procs}
+    # Both result tables hold the whole study, not just their own trials.
+    for i in range(2):
+        with open(tmp_path / f"m{i}" / "trials.csv") as f:
+            assert len(list(csv.DictReader(f))) == 8
