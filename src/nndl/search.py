@@ -643,6 +643,12 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
     if url.startswith("postgresql"):
         # An unreachable host must fail within seconds, not after the OS's TCP timeout.
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    import inspect
+
+    # Optuna 5 renamed failed_trial_callback (still accepted, with a warning) to this.
+    callback = ("heartbeat_stale_trial_callback"
+                if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+                else "failed_trial_callback")
     last = None
     for attempt in range(3):
         try:
@@ -650,7 +656,7 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
-                    grace_period=4 * heartbeat, heartbeat_stale_trial_callback=_requeue)
+                    grace_period=4 * heartbeat, **{callback: _requeue})
         except ImportError as exc:
             raise SearchError(f"storage {shown} needs a database driver that is not "
                               f"installed ({exc.name or exc}); pip install 'nndl[search]'") from None
