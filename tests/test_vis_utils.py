@@ -67,7 +67,8 @@ def test_first_layer_weight_grid_shows_every_unit(tmp_path, shape):
     fig = plot_first_layer_weights(W1, shape, tmp_path / "w.png")
     shown = fig.axes[0].images[0].get_array()
     pad = max(shape[1] // 8, 1)
-    assert shown.shape[:2] == (4 * shape[1] + 3 * pad, 4 * shape[2] + 3 * pad)  # 10 units -> 4x4 tiles
+    # 10 units: 4 tiles per row, 3 rows (the empty fourth row of the square grid is dropped)
+    assert shown.shape[:2] == (3 * shape[1] + 2 * pad, 4 * shape[2] + 3 * pad)
     assert "10 units" in fig.axes[0].get_title() and (tmp_path / "w.png").is_file()
     with pytest.raises(ValueError, match="1 or 3 channels"):
         plot_first_layer_weights(np.zeros((32, 2)), (2, 4, 4))

@@ -23,11 +23,11 @@ uninterrupted run would have (dropout masks aside, which the model draws).
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ._files import write_atomically
 from .fc_net import FullyConnectedNet, TwoLayerNet
 
 __all__ = ["save_model", "load_model", "load_checkpoint", "save_solver_checkpoint",
@@ -50,21 +50,7 @@ def _version():
 
 def _atomic_savez(path, arrays):
     """Write ``arrays`` to ``path`` via a temporary file and a rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".nndl-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: np.savez(f, **arrays), suffix=".npz.tmp")
 
 
 def _model_arrays(model, preprocessing=None):

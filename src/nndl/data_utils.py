@@ -248,7 +248,8 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
     num_training, num_validation, num_test : int
         Sizes of the splits; validation is the ``num_validation`` images after the first
         ``num_training``. ``num_training=None`` uses every training image not held for
-        validation. The test split is empty when the directory has no ``test_batch``.
+        validation, ``num_test=None`` every test image. The test split is empty when the
+        directory has no ``test_batch``.
     subtract_mean : bool
         Subtract the training split's mean image from every split.
     cifar10_dir : str or path, optional
@@ -269,7 +270,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
     if layout not in ("image", "rows"):
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
     num_validation = _check_count("num_validation", num_validation)
-    num_test = _check_count("num_test", num_test)
+    num_test = None if num_test is None else _check_count("num_test", num_test)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
     if num_training is None:

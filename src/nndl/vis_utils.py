@@ -14,10 +14,10 @@ saying which extra to install. Files are written to a temporary name and renamed
 """
 
 import math
-import os
-import tempfile
 
 import numpy as np
+
+from ._files import write_atomically
 
 __all__ = ["visualize_grid", "first_layer_images", "plot_loss_history", "plot_accuracy_history",
            "plot_first_layer_weights"]
@@ -88,18 +88,9 @@ def _figure(figsize):
 
 
 def _save(fig, path):
-    """Write ``fig`` as a PNG to ``path`` via a temporary file in the same directory."""
-    if path is None:
-        return fig
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".nndl-", suffix=".png.tmp", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``fig`` as a PNG to ``path`` (atomically) if a path is given; return ``fig``."""
+    if path is not None:
+        write_atomically(path, lambda f: fig.savefig(f, format="png"), suffix=".png.tmp")
     return fig
 
 
@@ -181,7 +172,11 @@ def plot_first_layer_weights(W1, image_shape, path=None, title="First-layer weig
     C = image_shape[0]
     if C not in (1, 3):
         raise ValueError(f"image_shape must have 1 or 3 channels, got {tuple(image_shape)}")
-    grid = visualize_grid(images, ubound=1.0, padding=max(image_shape[1] // 8, 1))
+    padding = max(image_shape[1] // 8, 1)
+    grid = visualize_grid(images, ubound=1.0, padding=padding)
+    # The grid is square; drop the rows of empty tiles below the last unit.
+    per_row = math.ceil(math.sqrt(len(images)))
+    grid = grid[:math.ceil(len(images) / per_row) * (image_shape[1] + padding) - padding]
     fig = _figure((6, 6.3))
     ax = fig.subplots()
     if C == 1:

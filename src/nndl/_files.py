@@ -1,0 +1,50 @@
+"""Atomic file writes: a temporary file in the target's directory, renamed over the target.
+
+A crash or error mid-write leaves the previous file (if any) intact and no temporary file
+behind. The new file gets the permissions an ordinary ``open(path, 'w')`` would give it
+(``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
+"""
+
+import os
+import tempfile
+
+
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(path, write, suffix=".tmp", text=False):
+    """Write ``path`` by calling ``write(f)`` on a temporary file, then renaming it to ``path``.
+
+    Parameters
+    ----------
+    path : str or path
+    write : callable
+        ``write(f)`` with ``f`` a file object opened for writing (binary unless ``text``).
+    suffix : str
+        Suffix of the temporary file's name.
+    text : bool
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".nndl-", suffix=suffix, dir=directory)
+    try:
+        with os.fdopen(fd, "w" if text else "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,631 @@
+"""The ``nndl`` command: train, evaluate and gradient-check fully-connected classifiers.
+
+Contract
+--------
+``main(argv=None)`` runs one subcommand and returns the exit status: 0 on success, 1 on a user
+error (a missing or corrupt file, a value the library refuses, an unwritable ``--out``, a
+diverged run), printed as the single line ``nndl: error: ...`` on stderr with no traceback
+(``nndl --traceback ...`` shows it), 2 on a usage error (an unknown flag or a malformed value,
+also one line), 130 when interrupted. ``python -m nndl`` is the same command.
+
+Subcommands
+    ``train``      train on the built-in digits (default) or CIFAR-10; write the model, the
+                   history (JSON) and PNG plots to ``--out``
+    ``evaluate``   a saved model's accuracy and confusion matrix on its dataset's test split
+    ``gradcheck``  numeric gradient check of every layer, sandwich and model
+    ``search``     hyperparameter search, provided by ``nndl.search``
+
+Adding a subcommand: a module provides ``add_<name>_arguments(parser)`` (adds its options to
+an argparse parser) and ``run_<name>_command(args) -> int`` (runs it; raises ``ValueError``,
+``OSError`` or ``UserError`` for user errors), and ``COMMANDS`` maps ``<name>`` to that module
+and a one-line help. A module other than this one is imported when the parser is built, so
+it should import heavy dependencies inside its functions; if it is missing the subcommand is
+not offered, and if its import fails the subcommand reports the failure in one line while the
+other subcommands keep working.
+
+Outputs are never overwritten silently: ``train`` refuses an ``--out`` that already holds one
+of its files unless ``--force`` is given, and every file is written to a temporary name and
+renamed into place.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ._files import write_atomically
+
+__all__ = ["main", "build_parser", "UserError", "COMMANDS", "TRAIN_DEFAULTS", "OUTPUT_FILES",
+           "load_dataset", "prepare_out_dir"]
+
+COMMANDS = {
+    "train": ("nndl.cli", "train a classifier and save the model, its history and plots"),
+    "evaluate": ("nndl.cli", "print a saved model's test accuracy and confusion matrix"),
+    "gradcheck": ("nndl.cli", "numeric gradient check of every layer and model"),
+    "search": ("nndl.search", "hyperparameter search with Optuna (needs the `search` extra)"),
+}
+"""Subcommand name -> (module providing it, one-line help)."""
+
+DATASETS = ("digits", "cifar10")
+
+# Per-dataset defaults of `nndl train`. cifar10 is seed 000's two-layer recipe: TwoLayerNet with
+# 200 hidden units, plain SGD at 6e-4 decayed by 0.9 per epoch, 10 epochs of batches of 200,
+# training accuracy checked on 2,000 samples.
+TRAIN_DEFAULTS = {
+    "digits": dict(hidden=[100], activation="relu", normalization=None, dropout=0.0, reg=0.0,
+                   weight_scale=1e-2, dtype="float32", update_rule="adam", learning_rate=1e-3,
+                   lr_decay=0.95, epochs=40, batch_size=50, num_train_samples=None,
+                   sampling="replacement", num_validation=180, num_test=360),
+    "cifar10": dict(hidden=[200], activation="relu", normalization=None, dropout=0.0, reg=0.0,
+                    weight_scale=1e-3, dtype="float32", update_rule="sgd", learning_rate=6e-4,
+                    lr_decay=0.9, epochs=10, batch_size=200, num_train_samples=2000,
+                    sampling="replacement", num_validation=1000, num_test=None),
+}
+
+OUTPUT_FILES = ("model.npz", "history.json", "loss.png", "accuracy.png", "weights.png")
+
+DIGITS_SPLIT_SEED = 0  # fixed, so every run (and `nndl evaluate`) sees the same test digits
+
+
+class UserError(Exception):
+    """A problem with the user's input that the command reports in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line, pointing at ``--help``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- argument types
+
+def _number(kind, test, expected):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: np.isfinite(v) and v > 0, "a number > 0")
+_nonneg_float = _number(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
+_probability = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_decay = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
+def _defaults_help(key):
+    """'(default: digits X; cifar10 Y)' for a per-dataset default."""
+    def show(v):
+        return " ".join(map(str, v)) if isinstance(v, list) else ("all" if v is None else str(v))
+
+    return "(default: " + "; ".join(f"{d} {show(TRAIN_DEFAULTS[d][key])}" for d in DATASETS) + ")"
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _cifar_dir(data_dir):
+    from .data_utils import CIFAR10_DIRNAME, default_data_dir
+
+    return os.fspath(data_dir) if data_dir else os.path.join(default_data_dir(), CIFAR10_DIRNAME)
+
+
+def _download(directory, url, md5, progress):
+    """Make sure ``directory`` holds CIFAR-10, fetching the archive if it does not."""
+    from .data_utils import CIFAR10_FILES, download_cifar10
+
+    missing = [f for f in CIFAR10_FILES if not os.path.isfile(os.path.join(directory, f))]
+    if not missing:
+        return
+    if os.path.exists(directory):
+        raise UserError(f"{directory} exists but is missing {', '.join(missing)}; --download does not "
+                        f"overwrite it: move it away or choose another --data-dir")
+    parent, name = os.path.split(os.path.abspath(directory))
+    print(f"downloading CIFAR-10 from {url} into {directory}", file=sys.stderr)
+    download_cifar10(parent, url=url, md5=md5, name=name, progress=progress)
+
+
+def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtract_mean=True,
+                 dtype=np.float32, digits_seed=DIGITS_SPLIT_SEED):
+    """Load a dataset by name for training or evaluation.
+
+    Parameters
+    ----------
+    name : {'digits', 'cifar10'}
+    data_dir : str or None
+        CIFAR-10 directory (default ``$NNDL_DATA_DIR/cifar-10-batches-py``); digits take none.
+    num_validation, num_test : int or None
+        Split sizes; None means the dataset's default in ``TRAIN_DEFAULTS`` (CIFAR-10: every
+        test image).
+    subtract_mean : bool
+    dtype : numpy dtype
+    digits_seed : int
+        Seed of the digits split.
+
+    Returns
+    -------
+    data : dict
+        As ``nndl.data_utils.get_CIFAR10_data``: ``X_train`` (N, C, H, W), ..., ``mean_image``,
+        ``class_names``.
+    source : dict
+        JSON-ready description of the split (stored with the model so that ``evaluate`` can
+        rebuild it).
+    """
+    from . import data_utils
+
+    defaults = TRAIN_DEFAULTS[name]
+    num_validation = defaults["num_validation"] if num_validation is None else num_validation
+    num_test = defaults["num_test"] if num_test is None else num_test
+    if name == "digits":
+        if data_dir is not None:
+            raise UserError("--data-dir applies to --dataset cifar10 only (the digits are built in)")
+        data = data_utils.get_digits_data(num_validation=num_validation, num_test=num_test, seed=digits_seed,
+                                          subtract_mean=subtract_mean, dtype=dtype)
+        source = {"name": "digits", "num_validation": num_validation, "num_test": num_test,
+                  "split_seed": digits_seed}
+    else:
+        directory = _cifar_dir(data_dir)
+        data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation, num_test=num_test,
+                                           subtract_mean=subtract_mean, cifar10_dir=directory, dtype=dtype)
+        source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
+                  "num_test": num_test}
+    return data, source
+
+
+def prepare_out_dir(out, names=OUTPUT_FILES, force=False):
+    """Create ``out`` if needed and check that ``names`` can be written there.
+
+    Raises
+    ------
+    UserError
+        ``out`` is not a directory, cannot be created or written, or already holds one of
+        ``names`` and ``force`` is False.
+    """
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} exists and is not a directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".nndl-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+    existing = [n for n in names if os.path.exists(os.path.join(out, n))]
+    if existing and not force:
+        raise UserError(f"--out {out} already holds {', '.join(existing)}; pass --force to overwrite "
+                        f"or choose another --out")
+    return out
+
+
+def _write_json(path, obj):
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    write_atomically(path, lambda f: f.write(json.dumps(obj, indent=1) + "\n"), suffix=".json.tmp", text=True)
+
+
+def _score(model, X, y, label):
+    """Print ``<label> accuracy: 0.xxxx (correct/total)`` and return the accuracy (None if y is empty)."""
+    if not len(y):
+        return None
+    correct = int(np.sum(model.predict(X) == y))
+    print(f"{label} accuracy: {correct / len(y):.4f} ({correct}/{len(y)})")
+    return correct / len(y)
+
+
+# --------------------------------------------------------------------------- train
+
+def add_train_arguments(parser):
+    """The options of ``nndl train``."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default="digits",
+                      help="digits: the built-in 8x8 handwritten digits (no download); cifar10: CIFAR-10 "
+                           "in its official python format (default: digits)")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="CIFAR-10 directory holding data_batch_1..5 (and test_batch) "
+                           "(default: $NNDL_DATA_DIR/cifar-10-batches-py, $NNDL_DATA_DIR defaulting to ~/.cache/nndl)")
+    data.add_argument("--download", action="store_true",
+                      help="download CIFAR-10 (163 MB, MD5-checked) into --data-dir if it is not there")
+    data.add_argument("--download-url", metavar="URL", help="mirror of the CIFAR-10 python archive "
+                                                            "(default: the official one)")
+    data.add_argument("--download-md5", metavar="HEX", help="its MD5 (default: the official archive's)")
+    data.add_argument("--num-validation", type=_positive_int, metavar="N",
+                      help="images held out for validation " + _defaults_help("num_validation"))
+    data.add_argument("--num-test", type=_nonneg_int, metavar="N",
+                      help="test images to score " + _defaults_help("num_test"))
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
+                       help="hidden layer sizes, e.g. --hidden 200 100 " + _defaults_help("hidden"))
+    model.add_argument("--activation", choices=("relu", "leaky_relu", "swish"), help="(default: relu)")
+    model.add_argument("--normalization", choices=("none", "batchnorm", "layernorm"),
+                       help="after each hidden affine layer (default: none)")
+    model.add_argument("--batchnorm", action="store_true", help="same as --normalization batchnorm")
+    model.add_argument("--dropout", type=_probability, metavar="P",
+                       help="probability of dropping a hidden unit (default: 0)")
+    model.add_argument("--reg", type=_nonneg_float, help="L2 strength, penalty 0.5*reg*sum(W**2) (default: 0)")
+    model.add_argument("--weight-scale", type=_positive_float, metavar="S",
+                       help="std of the initial weights " + _defaults_help("weight_scale"))
+    model.add_argument("--dtype", choices=("float32", "float64"), help="(default: float32)")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--update-rule", choices=("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"),
+                       help=_defaults_help("update_rule"))
+    optim.add_argument("--learning-rate", "--lr", type=_positive_float, metavar="LR",
+                       help=_defaults_help("learning_rate"))
+    optim.add_argument("--lr-decay", type=_decay, metavar="F",
+                       help="learning-rate factor after each epoch " + _defaults_help("lr_decay"))
+    optim.add_argument("--epochs", type=_positive_int, metavar="N", help=_defaults_help("epochs"))
+    optim.add_argument("--batch-size", type=_positive_int, metavar="N", help=_defaults_help("batch_size"))
+    optim.add_argument("--num-train-samples", type=_positive_int, metavar="N",
+                       help="training images sampled for the per-epoch training accuracy "
+                            + _defaults_help("num_train_samples"))
+    optim.add_argument("--sampling", choices=("replacement", "permutation"),
+                       help="batches drawn with replacement (the course) or as a fresh permutation per "
+                            "epoch (default: replacement)")
+    optim.add_argument("--seed", type=_nonneg_int, default=0, help="seed of initialisation, dropout and batches "
+                                                                   "(default: 0)")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="output directory (default: runs/DATASET)")
+    out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out")
+    out.add_argument("--checkpoints", action="store_true",
+                     help="also save a resumable Solver checkpoint after every epoch in --out/checkpoints")
+    out.add_argument("--resume", metavar="CHECKPOINT",
+                     help="continue a run from a checkpoint written with --checkpoints (architecture, "
+                          "optimizer state and epoch come from it; --epochs is the new total)")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return parser
+
+
+_MODEL_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "weight_scale", "dtype")
+
+
+def _train_settings(args):
+    """The effective settings: the flags given, the dataset's defaults for the rest."""
+    settings = dict(TRAIN_DEFAULTS[args.dataset])
+    for key in settings:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    if args.normalization == "none":
+        settings["normalization"] = None
+    if args.batchnorm:
+        if args.normalization not in (None, "batchnorm"):
+            raise UserError(f"--batchnorm conflicts with --normalization {args.normalization}")
+        settings["normalization"] = "batchnorm"
+    if args.dataset != "cifar10" and (args.download or args.data_dir is not None):
+        flag = "--download" if args.download else "--data-dir"
+        raise UserError(f"{flag} applies to --dataset cifar10 only (the digits are built in)")
+    if args.resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k in _MODEL_FLAGS if getattr(args, k) is not None] + \
+                (["--batchnorm"] if args.batchnorm else [])
+        if given:
+            raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model comes from the checkpoint")
+    return settings
+
+
+def _build_model(settings, input_dim, num_classes, rng):
+    from .fc_net import FullyConnectedNet, TwoLayerNet
+
+    common = dict(input_dim=input_dim, num_classes=num_classes, dropout=settings["dropout"], reg=settings["reg"],
+                  weight_scale=settings["weight_scale"], dtype=np.dtype(settings["dtype"]), seed=rng,
+                  activation=settings["activation"], normalization=settings["normalization"])
+    hidden = settings["hidden"]
+    # One hidden layer is the course's TwoLayerNet (what seed 000's recipe trains).
+    return TwoLayerNet(hidden_dims=hidden[0], **common) if len(hidden) == 1 else FullyConnectedNet(hidden, **common)
+
+
+class _EpochReporter:
+    """Solver ``epoch_callback``: a tqdm bar of epochs (or plain lines without tqdm)."""
+
+    def __init__(self, total, enabled, initial=0):
+        self.bar, self.enabled = None, enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm comes with the `cli` extra; fall back to one line per epoch
+                pass
+            else:
+                self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch", file=sys.stderr,
+                                dynamic_ncols=True)
+        self.total, self.seen_iterations = total, 0
+
+    def __call__(self, solver):
+        recent = solver.loss_history[self.seen_iterations:] or solver.loss_history[-1:]
+        self.seen_iterations = len(solver.loss_history)
+        stats = {"loss": f"{np.mean(recent):.4f}" if recent else "-",
+                 "train_acc": f"{solver.train_acc_history[-1]:.3f}", "val_acc": f"{solver.val_acc_history[-1]:.3f}"}
+        if self.bar is not None:
+            self.bar.set_postfix(stats, refresh=False)
+            self.bar.update(solver.epoch - self.bar.n)
+        elif self.enabled:
+            print(f"epoch {solver.epoch}/{self.total} " + " ".join(f"{k} {v}" for k, v in stats.items()),
+                  file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _save_plots(out, solver, model, image_shape):
+    """Write the three PNGs; returns their names (none when matplotlib is missing)."""
+    from . import vis_utils
+
+    try:
+        vis_utils.plot_loss_history(solver.loss_history, os.path.join(out, "loss.png"))
+    except ImportError as exc:
+        print(f"note: plots skipped: {exc}", file=sys.stderr)
+        return []
+    vis_utils.plot_accuracy_history(solver.train_acc_history, solver.val_acc_history,
+                                    os.path.join(out, "accuracy.png"))
+    names = ["loss.png", "accuracy.png"]
+    if len(image_shape) == 3 and image_shape[0] in (1, 3):
+        vis_utils.plot_first_layer_weights(model.params["W1"], image_shape, os.path.join(out, "weights.png"))
+        names.append("weights.png")
+    return names
+
+
+def run_train_command(args):
+    """``nndl train``: see ``add_train_arguments`` and the module docstring."""
+    from .checkpoint import load_model, save_model
+    from .data_utils import CIFAR10_MD5, CIFAR10_URL
+    from .solver import Solver
+
+    settings = _train_settings(args)
+    out = args.out if args.out is not None else os.path.join("runs", args.dataset)
+    names = OUTPUT_FILES + (("checkpoints",) if args.checkpoints else ())
+    prepare_out_dir(out, names, args.force)
+    resumed = load_model(args.resume) if args.resume is not None else None
+    if resumed is not None:
+        # The checkpoint's architecture and training settings, unless a flag overrides the latter.
+        settings.update({k: v for k, v in resumed.config().items() if k in settings})
+        settings["hidden"] = resumed.hidden_dims
+        saved = resumed.metadata.get("solver") or {}
+        for key in ("update_rule", "lr_decay", "batch_size"):
+            if getattr(args, key) is None and key in saved:
+                settings[key] = saved[key]
+
+    if args.dataset == "cifar10" and args.download:
+        _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
+                  progress=not args.quiet)
+    data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
+                                dtype=np.dtype(settings["dtype"]))
+    image_shape = data["X_train"].shape[1:]
+    print(f"{args.dataset}: {len(data['y_train'])} training, {len(data['y_val'])} validation, "
+          f"{len(data['y_test'])} test images of shape {image_shape}")
+    if not len(data["y_test"]):
+        print(f"note: {source.get('data_dir', 'the dataset')} has no test_batch: reporting validation accuracy only")
+
+    model_rng, solver_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
+    model = resumed if resumed is not None else _build_model(
+        settings, int(np.prod(image_shape)), len(data["class_names"]), model_rng)
+    if resumed is not None and model.dropout_param:
+        model.dropout_param.pop("seed", None)
+        model.dropout_param["rng"] = model_rng  # fresh masks while training, as for a new model
+    print(f"model: {model!r}")
+    epochs = settings["epochs"]
+    reporter = _EpochReporter(epochs, enabled=not args.quiet)
+    checkpoint_dir = os.path.join(out, "checkpoints")
+    if args.checkpoints:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+    solver = Solver(model, data, update_rule=settings["update_rule"],
+                    optim_config={"learning_rate": settings["learning_rate"]}, lr_decay=settings["lr_decay"],
+                    num_epochs=epochs, batch_size=settings["batch_size"],
+                    num_train_samples=settings["num_train_samples"], sampling=settings["sampling"],
+                    seed=solver_rng, verbose=False, epoch_callback=reporter,
+                    checkpoint_name=os.path.join(checkpoint_dir, "solver") if args.checkpoints else None,
+                    resume_from=args.resume)
+    if solver.epoch:
+        reporter.close()
+        reporter = _EpochReporter(epochs, enabled=not args.quiet, initial=min(solver.epoch, epochs))
+        reporter.seen_iterations = len(solver.loss_history)
+        solver.epoch_callback = reporter
+        print(f"resuming at epoch {solver.epoch} of {epochs} from {args.resume}")
+    start = time.perf_counter()
+    try:
+        solver.train()
+    finally:
+        reporter.close()
+    seconds = time.perf_counter() - start
+
+    val_acc = _score(model, data["X_val"], data["y_val"], "validation")
+    test_acc = _score(model, data["X_test"], data["y_test"], "test")
+    training = {k: settings[k] for k in ("update_rule", "learning_rate", "lr_decay", "epochs", "batch_size",
+                                         "num_train_samples", "sampling")}
+    training["seed"] = args.seed
+    save_model(os.path.join(out, "model.npz"), model, preprocessing={"mean_image": data["mean_image"]},
+               class_names=data["class_names"], dataset=source, training=training,
+               val_acc=val_acc, test_acc=test_acc)
+    _write_json(os.path.join(out, "history.json"), {
+        "dataset": source, "model_class": type(model).__name__, "model": model.config(), "training": training,
+        "epochs_done": solver.epoch, "seconds": round(seconds, 3),
+        "loss_history": [float(v) for v in solver.loss_history],
+        "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
+        "best_val_acc": solver.best_val_acc, "val_acc": val_acc, "test_acc": test_acc,
+    })
+    written = ["model.npz", "history.json"] + _save_plots(out, solver, model, image_shape)
+    print(f"trained {solver.epoch} epochs in {seconds:.1f} s; wrote {', '.join(written)} to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def add_evaluate_arguments(parser):
+    """The options of ``nndl evaluate``."""
+    parser.add_argument("model", metavar="MODEL", help="a model file written by nndl train (model.npz)")
+    parser.add_argument("--dataset", choices=DATASETS, help="(default: the dataset the model was trained on)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="CIFAR-10 directory (default: the one the model was trained on, else "
+                             "$NNDL_DATA_DIR/cifar-10-batches-py)")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="score the test split (default) or the validation split")
+    return parser
+
+
+def _confusion_matrix(y_true, y_pred, num_classes):
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def _format_confusion(matrix, class_names):
+    labels = [str(n) for n in class_names]
+    width = max(max(map(len, labels)), len(str(matrix.max())), 3)
+    lines = ["confusion matrix (rows: true class, columns: predicted class):",
+             " " * (width + 1) + " ".join(f"{n[:width]:>{width}}" for n in labels)]
+    for name, row in zip(labels, matrix):
+        lines.append(f"{name[:width]:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def run_evaluate_command(args):
+    """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
+    from .checkpoint import load_model
+
+    model = load_model(args.model)
+    source = (model.metadata or {}).get("dataset") or {}
+    name = args.dataset or source.get("name")
+    if name is None:
+        raise UserError(f"{args.model} does not say which dataset it was trained on; pass --dataset")
+    same = source.get("name") == name
+    data_dir = args.data_dir
+    if name == "cifar10" and data_dir is None and same and os.path.isdir(source.get("data_dir", "")):
+        data_dir = source["data_dir"]
+    num_validation = source.get("num_validation") if same else None
+    if name == "cifar10" and args.split == "test":
+        num_validation = 0  # CIFAR-10's test split is its own file; no training image need be held out
+    data, _ = load_dataset(name, data_dir, num_validation, source.get("num_test") if same else None,
+                           subtract_mean=False, dtype=model.dtype,
+                           digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
+    X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
+    if not len(y):
+        raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "
+                        f"use --split val, or point --data-dir at the full dataset")
+    mean = model.preprocessing.get("mean_image")
+    if int(np.prod(X.shape[1:])) != model.input_dim:
+        raise UserError(f"{args.model} takes {model.input_dim} input features, but {name} images have shape "
+                        f"{X.shape[1:]}; pass the --dataset it was trained on")
+    if mean is not None:
+        if mean.shape != X.shape[1:]:
+            raise UserError(f"{args.model} has a mean image of shape {mean.shape}, but {name} images have "
+                            f"shape {X.shape[1:]}")
+        X = X - mean.astype(X.dtype, copy=False)
+    print(f"model: {args.model} ({type(model).__name__}, trained on {source.get('name', 'unknown data')})")
+    _score(model, X, y, "test" if args.split == "test" else "validation")
+    class_names = model.class_names or data["class_names"]
+    print(_format_confusion(_confusion_matrix(y, model.predict(X), model.num_classes), class_names))
+    return 0
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+def add_gradcheck_arguments(parser):
+    """The options of ``nndl gradcheck``."""
+    parser.add_argument("--tolerance", type=_positive_float, default=1e-6,
+                        help="largest relative error that passes (default: 1e-6)")
+    parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the random inputs (default: 0)")
+    return parser
+
+
+def run_gradcheck_command(args):
+    """``nndl gradcheck``: a table of relative errors; exit 1 if any check fails."""
+    from .gradient_check import check_all_gradients
+
+    checks = check_all_gradients(seed=args.seed)
+    width = max(len(c.name) for c in checks)
+    print(f"{'function or model':<{width}}  {'wrt':<6}  {'rel. error':>10}  result")
+    for c in checks:
+        if c.rel_error < args.tolerance:
+            result = "ok"
+        elif c.passed(args.tolerance):
+            result = f"ok (both ~0, abs. error {c.abs_error:.1e})"
+        else:
+            result = "FAILED"
+        print(f"{c.name:<{width}}  {c.wrt:<6}  {c.rel_error:>10.2e}  {result}")
+    failed = sum(not c.passed(args.tolerance) for c in checks)
+    if failed:
+        print(f"{failed} of {len(checks)} gradient checks exceed the tolerance {args.tolerance:g}")
+        return 1
+    print(f"all {len(checks)} gradient checks pass (relative error < {args.tolerance:g})")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser and main
+
+def _unavailable(name, exc):
+    def run(args):
+        raise UserError(f"nndl {name} is unavailable: {exc}")
+
+    return run
+
+
+def build_parser():
+    """The ``nndl`` argument parser with one subparser per entry of ``COMMANDS``."""
+    from . import __version__
+
+    parser = _Parser(prog="nndl", description="Train, evaluate and gradient-check fully-connected "
+                                              "neural-network classifiers in NumPy.")
+    parser.add_argument("--version", action="version", version=f"nndl {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if module_name == __name__:
+            module = sys.modules[__name__]
+        elif importlib.util.find_spec(module_name) is None:
+            continue
+        else:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                # No option prefix: every word after the name (--help included) is accepted, so
+                # the user sees why the subcommand is unavailable rather than a usage error.
+                sub = subparsers.add_parser(name, help=help_text, prefix_chars="\0", add_help=False)
+                sub.add_argument("rest", nargs="*")
+                sub.set_defaults(handler=_unavailable(name, exc))
+                continue
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        getattr(module, f"add_{name}_arguments")(sub)
+        sub.set_defaults(handler=getattr(module, f"run_{name}_command"))
+    return parser
+
+
+_USER_ERRORS = (UserError, ValueError, TypeError, OSError, FloatingPointError, ImportError)
+
+
+def main(argv=None):
+    """Run the ``nndl`` command; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: return the status, for main(argv) callers
+        return exc.code if isinstance(exc.code, int) else 1
+    try:
+        status = args.handler(args)
+    except KeyboardInterrupt:
+        print("nndl: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as exc:
+        if args.traceback:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message
+        print(f"nndl: error: {message}", file=sys.stderr)
+        return 1
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

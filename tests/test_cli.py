@@ -1,0 +1,372 @@
+"""Tests for the ``nndl`` command: train / evaluate / gradcheck in-process and as a subprocess,
+the subcommand registry, and every bad input giving one line and a nonzero exit."""
+
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from cifar_files import make_archive, md5, serve, write_batch
+
+from nndl import cli, layers
+from nndl.checkpoint import load_model, save_model
+from nndl.data_utils import CIFAR10_FILES, CIFAR10_TRAIN_FILES
+from nndl.fc_net import FullyConnectedNet
+
+PLOTS = ("loss.png", "accuracy.png", "weights.png")
+
+
+def run(argv, capsys):
+    """``nndl ARGV`` in-process -> (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, pattern, code=1):
+    assert status == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def accuracy_line(out, label="test"):
+    return re.search(rf"^{label} accuracy: (\d\.\d{{4}}) \((\d+)/(\d+)\)$", out, re.M)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """One `nndl train` with every default (the first-run experience), shared by several tests."""
+    out = tmp_path_factory.mktemp("digits")
+    status = cli.main(["train", "--out", str(out), "--quiet"])
+    assert status == 0
+    return out
+
+
+# --------------------------------------------------------------------------- train and evaluate
+
+def test_default_train_reaches_95_percent_on_digits_and_writes_everything(digits_run):
+    history = json.loads((digits_run / "history.json").read_text())
+    assert history["dataset"]["name"] == "digits" and history["test_acc"] >= 0.95
+    epochs = history["training"]["epochs"]
+    assert history["epochs_done"] == epochs and len(history["val_acc_history"]) == epochs + 1
+    assert len(history["loss_history"]) == epochs * (1257 // history["training"]["batch_size"])
+    assert history["loss_history"][-1] < history["loss_history"][0] / 10
+    for name in PLOTS:
+        assert (digits_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = load_model(digits_run / "model.npz")
+    assert model.class_names == [str(d) for d in range(10)]
+    assert model.preprocessing["mean_image"].shape == (1, 8, 8)
+    assert model.metadata["test_acc"] == history["test_acc"]
+
+
+def test_evaluate_prints_the_accuracy_train_reported_and_a_confusion_matrix(digits_run, capsys):
+    status, out, _ = run(["evaluate", digits_run / "model.npz"], capsys)
+    assert status == 0
+    line = accuracy_line(out)
+    history = json.loads((digits_run / "history.json").read_text())
+    assert float(line.group(1)) == round(history["test_acc"], 4) and line.group(3) == "360"
+    rows = out.split("columns: predicted class):\n")[1].strip().splitlines()[1:]
+    matrix = np.array([[int(v) for v in row.split()[1:]] for row in rows])
+    assert matrix.shape == (10, 10) and matrix.sum() == 360
+    assert np.trace(matrix) == int(line.group(2))
+
+
+def test_train_in_process_small_run_prints_accuracies_and_progress(tmp_path, capsys):
+    status, out, err = run(["train", "--epochs", 2, "--hidden", 32, 16, "--batchnorm", "--dropout", 0.1,
+                            "--update-rule", "sgd_momentum", "--lr", 0.05, "--out", tmp_path], capsys)
+    assert status == 0
+    assert accuracy_line(out, "validation") and accuracy_line(out)
+    assert "FullyConnectedNet(hidden_dims=[32, 16]" in out and "normalization='batchnorm'" in out
+    assert "training" in err and "val_acc" in err  # the tqdm bar, on stderr
+    model = load_model(tmp_path / "model.npz")
+    assert model.hidden_dims == [32, 16] and model.dropout == 0.1
+    assert model.metadata["training"]["update_rule"] == "sgd_momentum"
+
+
+def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_subset_dir, tmp_path, capsys):
+    status, out, _ = run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--epochs", 1,
+                          "--out", tmp_path, "-q"], capsys)
+    assert status == 0
+    assert "4170 training, 1000 validation, 0 test images of shape (3, 32, 32)" in out
+    assert "has no test_batch: reporting validation accuracy only" in out and not accuracy_line(out)
+    val = accuracy_line(out, "validation")
+    model = load_model(tmp_path / "model.npz")
+    assert type(model).__name__ == "TwoLayerNet" and model.hidden_dims == [200]
+    assert model.metadata["training"] == {"update_rule": "sgd", "learning_rate": 6e-4, "lr_decay": 0.9,
+                                          "epochs": 1, "batch_size": 200, "num_train_samples": 2000,
+                                          "sampling": "replacement", "seed": 0}
+    assert model.class_names[0] == "airplane" and (tmp_path / "weights.png").is_file()
+
+    status, _, err = run(["evaluate", tmp_path / "model.npz"], capsys)
+    assert_one_line_error(status, err, "has no test_batch, so there is no test split; use --split val")
+    status, out, _ = run(["evaluate", tmp_path / "model.npz", "--split", "val"], capsys)
+    assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
+
+
+def test_train_downloads_cifar10_from_a_mirror_then_trains(tmp_path, capsys):
+    archive = make_archive(tmp_path)
+    data_dir = tmp_path / "data" / "cifar-10-batches-py"
+    with serve() as server:
+        server.files["/c.tar.gz"] = archive
+        status, out, err = run(["train", "--dataset", "cifar10", "--download", "--data-dir", data_dir,
+                                "--download-url", server.url + "/c.tar.gz", "--download-md5", md5(archive),
+                                "--num-validation", 10, "--batch-size", 5, "--epochs", 1, "--out", tmp_path / "o",
+                                "-q"], capsys)
+        assert status == 0, err
+        assert sorted(os.listdir(data_dir)) == sorted(CIFAR10_FILES)
+        assert "20 training, 10 validation, 6 test images" in out and accuracy_line(out).group(3) == "6"
+        # The second run finds the data and does not download again.
+        status, _, _ = run(["train", "--dataset", "cifar10", "--download", "--data-dir", data_dir,
+                            "--download-url", server.url + "/c.tar.gz", "--num-validation", 10, "--epochs", 1,
+                            "--out", tmp_path / "o2", "-q"], capsys)
+        assert status == 0 and server.requests == ["/c.tar.gz"]
+
+
+def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, capsys):
+    common = ["--hidden", 16, "--update-rule", "adam", "--lr", 1e-2, "--batch-size", 100, "-q"]
+    assert run(["train", "--epochs", 3, "--out", tmp_path / "full", *common], capsys)[0] == 0
+    assert run(["train", "--epochs", 2, "--checkpoints", "--out", tmp_path / "part", *common], capsys)[0] == 0
+    assert sorted(os.listdir(tmp_path / "part" / "checkpoints")) == ["solver_epoch_1.npz", "solver_epoch_2.npz"]
+    status, out, err = run(["train", "--epochs", 3, "--resume", tmp_path / "part" / "checkpoints" / "solver_epoch_2.npz",
+                            "--out", tmp_path / "resumed", "-q"], capsys)
+    assert status == 0, err
+    assert "resuming at epoch 2 of 3" in out
+    full, resumed = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "resumed"))
+    assert resumed["loss_history"] == full["loss_history"]
+    assert resumed["val_acc_history"] == full["val_acc_history"] and resumed["test_acc"] == full["test_acc"]
+
+
+# --------------------------------------------------------------------------- subprocess
+
+def _nndl(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "nndl", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_python_m_nndl_runs_evaluate_and_help_as_a_subprocess(digits_run, tmp_path):
+    result = _nndl("evaluate", digits_run / "model.npz", cwd=tmp_path)
+    assert result.returncode == 0 and accuracy_line(result.stdout)
+    result = _nndl("--help", cwd=tmp_path)
+    assert result.returncode == 0 and all(c in result.stdout for c in ("train", "evaluate", "gradcheck"))
+    result = _nndl("evaluate", tmp_path / "missing.npz", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "model file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_script_trains_as_a_subprocess(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "nndl")
+    if not os.path.isfile(script):
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    result = subprocess.run([script, "train", "--epochs", "1", "--out", "run", "-q"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "run")) == sorted(("history.json", "model.npz") + PLOTS)
+
+
+# --------------------------------------------------------------------------- gradcheck and help
+
+def test_gradcheck_prints_a_passing_table(capsys):
+    status, out, _ = run(["gradcheck"], capsys)
+    assert status == 0
+    assert re.search(r"^affine\s+w\s+\d\.\d\de-\d\d\s+ok$", out, re.M)
+    assert re.search(r"^FullyConnectedNet batchnorm\s+gamma1\s", out, re.M)
+    assert re.search(r"^all \d+ gradient checks pass", out, re.M)
+
+
+def test_gradcheck_fails_on_a_wrong_backward(monkeypatch, capsys):
+    monkeypatch.setattr(layers, "swish_backward", lambda dout, cache: 2 * dout)
+    status, out, _ = run(["gradcheck"], capsys)
+    assert status == 1 and re.search(r"^swish\s+x\s+\S+\s+FAILED$", out, re.M)
+
+
+@pytest.mark.parametrize("command, flag", [("train", "--hidden"), ("evaluate", "--split"),
+                                           ("gradcheck", "--tolerance")])
+def test_every_subcommand_has_help(command, flag, capsys):
+    status, out, _ = run([command, "--help"], capsys)
+    assert status == 0 and flag in out
+
+
+def test_a_module_can_add_a_subcommand_and_a_broken_one_does_not_break_the_others(tmp_path, monkeypatch, capsys):
+    (tmp_path / "nndl_test_hello.py").write_text(
+        "def add_hello_arguments(parser):\n"
+        "    parser.add_argument('--name', default='world')\n\n"
+        "def run_hello_command(args):\n"
+        "    print(f'hello {args.name}')\n"
+        "    return 0\n")
+    (tmp_path / "nndl_test_broken.py").write_text("import nndl_test_dependency_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setitem(cli.COMMANDS, "hello", ("nndl_test_hello", "say hello"))
+    monkeypatch.setitem(cli.COMMANDS, "broken", ("nndl_test_broken", "needs a missing extra"))
+    monkeypatch.setitem(cli.COMMANDS, "absent", ("nndl_test_module_that_does_not_exist", "not offered"))
+    assert run(["hello", "--name", "nndl"], capsys)[:2] == (0, "hello nndl\n")
+    status, _, err = run(["broken", "--anything"], capsys)
+    assert_one_line_error(status, err, "nndl broken is unavailable: No module named "
+                                       "'nndl_test_dependency_that_is_not_installed'")
+    assert run(["gradcheck", "--help"], capsys)[0] == 0
+    status, _, err = run(["absent"], capsys)
+    assert_one_line_error(status, err, "invalid choice: 'absent'", code=2)
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["train", "--learning-rate", "-1"], r"argument --learning-rate/--lr: expected a number > 0, got '-1'"),
+    (["train", "--hidden", "100", "0"], "argument --hidden: expected a positive integer, got '0'"),
+    (["train", "--dropout", "1.5"], r"expected a number in \[0, 1\), got '1.5'"),
+    (["train", "--activation", "tanh"], "argument --activation: invalid choice: 'tanh'"),
+    (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+    (["evaluate"], "the following arguments are required: MODEL"),
+    (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
+    status, _, err = run(argv, capsys)
+    assert_one_line_error(status, err, pattern, code=2)
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--data-dir", "x"], "--data-dir applies to --dataset cifar10 only"),
+    (["--download"], "--download applies to --dataset cifar10 only"),
+    (["--batchnorm", "--normalization", "layernorm"], "--batchnorm conflicts with --normalization layernorm"),
+    (["--resume", "ckpt.npz", "--hidden", "10"], "--hidden cannot be combined with --resume"),
+    (["--num-validation", "1700"], r"must be at most the 1797 digits"),
+    (["--learning-rate", "1e9", "--update-rule", "sgd", "--weight-scale", "10", "--epochs", "1"],
+     r"loss became (inf|nan) at iteration \d+; training stopped. Try a smaller learning rate"),
+])
+def test_bad_training_settings_are_one_line_errors(tmp_path, argv, pattern, capsys):
+    status, _, err = run(["train", "--out", tmp_path / "o", "-q", *argv], capsys)
+    assert_one_line_error(status, err, pattern)
+
+
+def _cifar_dir(tmp_path, n=4):
+    directory = tmp_path / "cifar"
+    directory.mkdir()
+    for i, name in enumerate(CIFAR10_TRAIN_FILES):
+        write_batch(directory / name, n=n, seed=i)
+    return directory
+
+
+def _bad_shape(path):
+    write_batch(path)
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    batch[b"data"] = batch[b"data"][:, :100]
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+
+
+def _bad_labels(path):
+    write_batch(path, n=5)
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    batch[b"labels"] = batch[b"labels"][:4]
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+
+
+@pytest.mark.parametrize("damage, pattern", [
+    ("missing_dir", r"CIFAR-10 directory not found: .*nowhere \(download it with `nndl train --dataset cifar10 "
+                    r"--download`"),
+    ("missing_file", r"CIFAR-10 directory .*cifar is missing data_batch_3 \(download it with"),
+    ("truncated", r"data_batch_2 is corrupt or truncated"),
+    ("not_a_pickle", r"data_batch_4 is corrupt or truncated"),
+    ("bad_shape", r"data_batch_5: 'data' must be an array of shape \(N, 3072\), got \(4, 100\)"),
+    ("bad_labels", r"data_batch_1: 4 labels for 5 images"),
+    ("download_over_partial", r"cifar exists but is missing test_batch, batches.meta; --download does not overwrite"),
+])
+def test_bad_cifar_directories_name_the_file(tmp_path, damage, pattern, capsys):
+    directory = _cifar_dir(tmp_path)
+    extra = []
+    if damage == "missing_dir":
+        directory = tmp_path / "nowhere"
+    elif damage == "missing_file":
+        os.unlink(directory / "data_batch_3")
+    elif damage == "truncated":
+        raw = (directory / "data_batch_2").read_bytes()
+        (directory / "data_batch_2").write_bytes(raw[: len(raw) // 3])
+    elif damage == "not_a_pickle":
+        (directory / "data_batch_4").write_text("this is not a pickle")
+    elif damage == "bad_shape":
+        _bad_shape(directory / "data_batch_5")
+    elif damage == "bad_labels":
+        _bad_labels(directory / "data_batch_1")
+    elif damage == "download_over_partial":
+        extra = ["--download", "--download-url", "http://127.0.0.1:9/never-contacted"]
+    before = sorted(os.listdir(directory)) if directory.exists() else None
+    status, _, err = run(["train", "--dataset", "cifar10", "--data-dir", directory, "--num-validation", 4,
+                          "--out", tmp_path / "o", "-q", *extra], capsys)
+    assert_one_line_error(status, err, pattern)
+    assert (sorted(os.listdir(directory)) if directory.exists() else None) == before
+
+
+def test_out_that_is_a_file_or_not_writable_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    status, _, err = run(["train", "--out", tmp_path / "file", "-q"], capsys)
+    assert_one_line_error(status, err, r"--out .*file exists and is not a directory")
+    status, _, err = run(["train", "--out", tmp_path / "file" / "sub", "-q"], capsys)
+    assert_one_line_error(status, err, r"--out .*file/sub is not writable")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to read-only directories")
+def test_read_only_out_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        status, _, err = run(["train", "--out", locked, "-q"], capsys)
+    finally:
+        locked.chmod(0o700)
+    assert_one_line_error(status, err, r"--out .*locked is not writable")
+
+
+def test_existing_outputs_are_kept_unless_forced(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "model.npz").write_bytes(b"my precious model")
+    (out / "notes.txt").write_text("keep me")
+    status, _, err = run(["train", "--epochs", 1, "--out", out, "-q"], capsys)
+    assert_one_line_error(status, err, r"already holds model.npz; pass --force to overwrite")
+    assert (out / "model.npz").read_bytes() == b"my precious model"
+    assert sorted(os.listdir(out)) == ["model.npz", "notes.txt"]
+    status, _, _ = run(["train", "--epochs", 1, "--out", out, "--force", "-q"], capsys)
+    assert status == 0 and load_model(out / "model.npz").num_classes == 10
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_evaluate_refuses_files_that_are_not_nndl_models(tmp_path, capsys):
+    (tmp_path / "text.npz").write_text("hello")
+    np.savez(tmp_path / "plain.npz", a=np.ones(3))
+    model = FullyConnectedNet([4], input_dim=64, num_classes=10, seed=0)
+    save_model(tmp_path / "nodata.npz", model)
+    with np.load(tmp_path / "nodata.npz") as npz:
+        arrays = dict(npz)
+    meta = json.loads(str(arrays["__nndl__"]))
+    meta["format_version"] = 99
+    arrays["__nndl__"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "future.npz", **arrays)
+    for name, pattern in [("text.npz", "text.npz is not an nndl model file"),
+                          ("plain.npz", "plain.npz is not an nndl model file \\(no nndl metadata\\)"),
+                          ("future.npz", "future.npz has checkpoint format 99 .* reads format 1"),
+                          ("missing.npz", "model file not found: .*missing.npz"),
+                          ("nodata.npz", "nodata.npz does not say which dataset it was trained on; pass --dataset")]:
+        status, _, err = run(["evaluate", tmp_path / name], capsys)
+        assert_one_line_error(status, err, pattern)
+
+
+def test_evaluate_on_the_wrong_dataset_says_so(digits_run, tmp_path, capsys):
+    directory = _cifar_dir(tmp_path)
+    write_batch(directory / "test_batch", n=4, seed=9)
+    status, _, err = run(["evaluate", digits_run / "model.npz", "--dataset", "cifar10", "--data-dir", directory],
+                         capsys)
+    assert_one_line_error(status, err, r"takes 64 input features, but cifar10 images have shape \(3, 32, 32\)")
+
+
+def test_traceback_flag_shows_the_exception(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        cli.main(["--traceback", "evaluate", str(tmp_path / "missing.npz")])
