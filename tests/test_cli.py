@@ -88,6 +88,17 @@ def test_train_in_process_small_run_prints_accuracies_and_progress(tmp_path, cap
     assert model.metadata["training"]["update_rule"] == "sgd_momentum"
 
 
+def test_train_without_the_cli_extra_still_trains_and_saves(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # neither tqdm nor matplotlib importable
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    status, out, err = run(["train", "--epochs", 2, "--out", tmp_path], capsys)
+    assert status == 0
+    assert re.search(r"^epoch 2/2 loss \d\.\d{4} train_acc \d\.\d{3} val_acc \d\.\d{3}$", err, re.M)
+    assert "plots skipped: plotting needs matplotlib: pip install 'nndl[cli]'" in err
+    assert sorted(os.listdir(tmp_path)) == ["history.json", "model.npz"]
+    assert "wrote model.npz, history.json to" in out
+
+
 def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_subset_dir, tmp_path, capsys):
     status, out, _ = run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--epochs", 1,
                           "--out", tmp_path, "-q"], capsys)

@@ -332,7 +332,7 @@ def _build_model(settings, input_dim, num_classes, rng):
 class _EpochReporter:
     """Solver ``epoch_callback``: a tqdm bar of epochs (or plain lines without tqdm)."""
 
-    def __init__(self, total, enabled, initial=0):
+    def __init__(self, total, enabled, solver):
         self.bar, self.enabled = None, enabled
         if enabled:
             try:
@@ -340,9 +340,9 @@ class _EpochReporter:
             except ImportError:  # tqdm comes with the `cli` extra; fall back to one line per epoch
                 pass
             else:
-                self.bar = tqdm(total=total, initial=initial, desc="training", unit="epoch", file=sys.stderr,
-                                dynamic_ncols=True)
-        self.total, self.seen_iterations = total, 0
+                self.bar = tqdm(total=total, initial=min(solver.epoch, total), desc="training", unit="epoch",
+                                file=sys.stderr, dynamic_ncols=True)
+        self.total, self.seen_iterations = total, len(solver.loss_history)
 
     def __call__(self, solver):
         recent = solver.loss_history[self.seen_iterations:] or solver.loss_history[-1:]
@@ -408,7 +408,9 @@ def run_train_command(args):
     print(f"{args.dataset}: {len(data['y_train'])} training, {len(data['y_val'])} validation, "
           f"{len(data['y_test'])} test images of shape {image_shape}")
     if not len(data["y_test"]):
-        print(f"note: {source.get('data_dir', 'the dataset')} has no test_batch: reporting validation accuracy only")
+        reason = "the test split is empty (--num-test 0)" if settings["num_test"] == 0 else \
+            f"{source['data_dir']} has no test_batch"
+        print(f"note: {reason}: reporting validation accuracy only")
 
     model_rng, solver_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
     model = resumed if resumed is not None else _build_model(
@@ -418,7 +420,6 @@ def run_train_command(args):
         model.dropout_param["rng"] = model_rng  # fresh masks while training, as for a new model
     print(f"model: {model!r}")
     epochs = settings["epochs"]
-    reporter = _EpochReporter(epochs, enabled=not args.quiet)
     checkpoint_dir = os.path.join(out, "checkpoints")
     if args.checkpoints:
         os.makedirs(checkpoint_dir, exist_ok=True)
@@ -426,15 +427,13 @@ def run_train_command(args):
                     optim_config={"learning_rate": settings["learning_rate"]}, lr_decay=settings["lr_decay"],
                     num_epochs=epochs, batch_size=settings["batch_size"],
                     num_train_samples=settings["num_train_samples"], sampling=settings["sampling"],
-                    seed=solver_rng, verbose=False, epoch_callback=reporter,
+                    seed=solver_rng, verbose=False,
                     checkpoint_name=os.path.join(checkpoint_dir, "solver") if args.checkpoints else None,
                     resume_from=args.resume)
-    if solver.epoch:
-        reporter.close()
-        reporter = _EpochReporter(epochs, enabled=not args.quiet, initial=min(solver.epoch, epochs))
-        reporter.seen_iterations = len(solver.loss_history)
-        solver.epoch_callback = reporter
+    if args.resume is not None:
         print(f"resuming at epoch {solver.epoch} of {epochs} from {args.resume}")
+    # Made after the Solver so that a resumed run's bar starts at the checkpoint's epoch.
+    reporter = solver.epoch_callback = _EpochReporter(epochs, not args.quiet, solver)
     start = time.perf_counter()
     try:
         solver.train()
