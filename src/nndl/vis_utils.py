@@ -177,7 +177,8 @@ def plot_first_layer_weights(W1, image_shape, path=None, title="First-layer weig
     # The grid is square; drop the rows of empty tiles below the last unit.
     per_row = math.ceil(math.sqrt(len(images)))
     grid = grid[:math.ceil(len(images) / per_row) * (image_shape[1] + padding) - padding]
-    fig = _figure((6, 6.3))
+    # 6 inches wide, tall enough for the grid's aspect ratio plus the title.
+    fig = _figure((6, 6 * grid.shape[0] / grid.shape[1] + 0.4))
     ax = fig.subplots()
     if C == 1:
         ax.imshow(grid[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
