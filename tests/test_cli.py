@@ -143,13 +143,15 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     assert run(["train", "--epochs", 3, "--out", tmp_path / "full", *common], capsys)[0] == 0
     assert run(["train", "--epochs", 2, "--checkpoints", "--out", tmp_path / "part", *common], capsys)[0] == 0
     assert sorted(os.listdir(tmp_path / "part" / "checkpoints")) == ["solver_epoch_1.npz", "solver_epoch_2.npz"]
-    status, out, err = run(["train", "--epochs", 3, "--resume", tmp_path / "part" / "checkpoints" / "solver_epoch_2.npz",
-                            "--out", tmp_path / "resumed", "-q"], capsys)
+    checkpoint = tmp_path / "part" / "checkpoints" / "solver_epoch_2.npz"
+    status, out, err = run(["train", "--epochs", 3, "--resume", checkpoint, "--out", tmp_path / "resumed", "-q"], capsys)
     assert status == 0, err
     assert "resuming at epoch 2 of 3" in out
     full, resumed = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "resumed"))
     assert resumed["loss_history"] == full["loss_history"]
     assert resumed["val_acc_history"] == full["val_acc_history"] and resumed["test_acc"] == full["test_acc"]
+    assert resumed["training"]["resumed_from"] == str(checkpoint)
+    assert resumed["training"]["learning_rate"] == pytest.approx(1e-2 * 0.95 ** 2)  # where it resumed
 
 
 # --------------------------------------------------------------------------- subprocess
@@ -244,11 +246,14 @@ def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
     (["--data-dir", "x"], "--data-dir applies to --dataset cifar10 only"),
     (["--download"], "--download applies to --dataset cifar10 only"),
     (["--batchnorm", "--normalization", "layernorm"], "--batchnorm conflicts with --normalization layernorm"),
-    (["--resume", "ckpt.npz", "--hidden", "10"], "--hidden cannot be combined with --resume"),
+    (["--resume", "ckpt.npz", "--hidden", "10", "--lr", "0.1"], "--hidden, --learning-rate cannot be combined with "
+                                                                 "--resume: the model and the optimizer state come"),
+    (["--resume", "nothing.npz"], "model file not found: nothing.npz"),
     (["--num-validation", "1700"], r"must be at most the 1797 digits"),
     (["--learning-rate", "1e9", "--update-rule", "sgd", "--weight-scale", "10", "--epochs", "1"],
      r"loss became (inf|nan) at iteration \d+; training stopped. Try a smaller learning rate"),
 ])
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_bad_training_settings_are_one_line_errors(tmp_path, argv, pattern, capsys):
     status, _, err = run(["train", "--out", tmp_path / "o", "-q", *argv], capsys)
     assert_one_line_error(status, err, pattern)

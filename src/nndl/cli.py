@@ -291,7 +291,9 @@ def add_train_arguments(parser):
     return parser
 
 
-_MODEL_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "weight_scale", "dtype")
+# What a checkpoint fixes: flags for these cannot be combined with --resume.
+_RESUMED_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "weight_scale", "dtype",
+                  "learning_rate")
 
 
 def _train_settings(args):
@@ -311,10 +313,11 @@ def _train_settings(args):
         flag = "--download" if args.download else "--data-dir"
         raise UserError(f"{flag} applies to --dataset cifar10 only (the digits are built in)")
     if args.resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k in _MODEL_FLAGS if getattr(args, k) is not None] + \
+        given = [f"--{k.replace('_', '-')}" for k in _RESUMED_FLAGS if getattr(args, k) is not None] + \
                 (["--batchnorm"] if args.batchnorm else [])
         if given:
-            raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model comes from the checkpoint")
+            raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
+                            f"state come from the checkpoint")
     return settings
 
 
@@ -398,6 +401,9 @@ def run_train_command(args):
         for key in ("update_rule", "lr_decay", "batch_size"):
             if getattr(args, key) is None and key in saved:
                 settings[key] = saved[key]
+        # The optimizer state, decayed learning rate included, comes from the checkpoint.
+        first = next(iter((saved.get("optim_scalars") or {}).values()), {})
+        settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
 
     if args.dataset == "cifar10" and args.download:
         _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
@@ -446,6 +452,8 @@ def run_train_command(args):
     training = {k: settings[k] for k in ("update_rule", "learning_rate", "lr_decay", "epochs", "batch_size",
                                          "num_train_samples", "sampling")}
     training["seed"] = args.seed
+    if args.resume is not None:
+        training["resumed_from"] = args.resume
     save_model(os.path.join(out, "model.npz"), model, preprocessing={"mean_image": data["mean_image"]},
                class_names=data["class_names"], dataset=source, training=training,
                val_acc=val_acc, test_acc=test_acc)
