@@ -171,6 +171,14 @@ def test_python_m_nndl_runs_evaluate_and_help_as_a_subprocess(digits_run, tmp_pa
     assert "model file not found" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_closed_output_pipe_is_not_reported_as_an_error(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "nndl", "gradcheck"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # like `nndl gradcheck | head -0`: nobody reads the table
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == b""
+
+
 def test_console_script_trains_as_a_subprocess(tmp_path):
     script = os.path.join(os.path.dirname(sys.executable), "nndl")
     if not os.path.isfile(script):

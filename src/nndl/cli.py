@@ -6,7 +6,8 @@ Contract
 error (a missing or corrupt file, a value the library refuses, an unwritable ``--out``, a
 diverged run), printed as the single line ``nndl: error: ...`` on stderr with no traceback
 (``nndl --traceback ...`` shows it), 2 on a usage error (an unknown flag or a malformed value,
-also one line), 130 when interrupted. ``python -m nndl`` is the same command.
+also one line), 130 when interrupted, 141 (quietly) when the reader of its output goes away.
+``python -m nndl`` is the same command.
 
 Subcommands
     ``train``      train on the built-in digits (default) or CIFAR-10; write the model, the
@@ -622,6 +623,12 @@ def main(argv=None):
         return exc.code if isinstance(exc.code, int) else 1
     try:
         status = args.handler(args)
+        sys.stdout.flush()  # a reader that went away shows up here, where it can still be handled
+    except BrokenPipeError:
+        # `nndl evaluate m.npz | head`: not an error. Point stdout at devnull so that the
+        # interpreter's last flush does not fail again, and exit as a process killed by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("nndl: interrupted", file=sys.stderr)
         return 130
