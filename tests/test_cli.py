@@ -337,6 +337,15 @@ def test_out_that_is_a_file_or_not_writable_is_refused(tmp_path, capsys):
     assert (tmp_path / "file").read_text() == "mine"
 
 
+def test_out_where_files_cannot_be_created_is_refused(tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):  # what a read-only directory does to anyone but root
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "mkstemp", refuse)
+    status, _, err = run(["train", "--out", tmp_path / "o", "-q"], capsys)
+    assert_one_line_error(status, err, r"--out .*o is not writable \(Permission denied\)")
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to read-only directories")
 def test_read_only_out_is_refused(tmp_path, capsys):
     locked = tmp_path / "locked"
