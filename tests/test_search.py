@@ -175,7 +175,8 @@ def test_joining_with_a_different_configuration_is_refused(tmp_path):
 
 def test_small_search_on_digits_prunes_and_its_best_model_evaluates(tmp_path):
     out = tmp_path / "out"
-    space = small_space(learning_rate="1e-5:1:log", reg="1e-6:1e-1:log", hidden_size="16,64")
+    space = small_space(learning_rate="1e-5:1:log", reg="1e-6:1e-1:log", hidden_size="16,64",
+                        use_batchnorm="false,true")
     result = S.search(space, trials=10, epochs=4, out=str(out), verbose=False, threads=1)
     assert result.complete
     assert result.counts["complete"] + result.counts["pruned"] == 10 and result.counts["fail"] == 0
@@ -342,3 +343,13 @@ def test_two_workers_join_one_study_on_postgresql(postgres_url, tmp_path):
     for i in range(2):
         with open(tmp_path / f"m{i}" / "trials.csv") as f:
             assert len(list(csv.DictReader(f))) == 8
+
+
+def test_shipped_seed_grid_file_is_the_seed_grid():
+    space, settings = S.load_config(os.path.join(os.path.dirname(__file__), "..", "examples", "seed000_grid.toml"))
+    assert settings["sampler"] == "grid"
+    points = S._grid_points(S.make_space(space))
+    lrs = sorted({p["learning_rate"] for p in points})
+    np.testing.assert_allclose(lrs, np.sort(10.0 ** -np.arange(3.0, 4.1, 0.1)), rtol=1e-12)
+    assert sorted({p["reg"] for p in points}) == pytest.approx(list(np.arange(0.1, 0.25, 0.05)))
+    assert len(points) == 33

@@ -475,36 +475,39 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
         CIFAR-10 directory (default: ``nndl.data_utils``'s default location).
     num_validation, num_training : int, optional
         Split sizes (default: the loader's; for CIFAR-10, 1,000 validation images and every
-        other training image).
+        other training image). The validation and test splits do not depend on
+        ``num_training``: a smaller training split is cut from the front of the full one.
 
     Returns
     -------
     dict
         ``X_train``, ``y_train``, ``X_val``, ``y_val``, ``X_test``, ``y_test`` (possibly
-        empty), ``mean_image``, ``class_names``.
+        empty), ``mean_image``, ``class_names``, and ``source``: the JSON description of the
+        split that is saved with the best model, so that ``nndl evaluate`` rebuilds it.
     """
     from . import data_utils
 
     if name == "digits":
-        loader = getattr(data_utils, "get_digits_data", None)
-        if loader is None:
-            raise SearchError("the built-in digits dataset is not available in this nndl build; "
-                              "use --dataset cifar10")
-        kwargs = {}
-        if num_validation is not None:
-            kwargs["num_validation"] = num_validation
-        if num_training is not None:
-            kwargs["num_training"] = num_training
-        data = loader(dtype=np.float32, **kwargs)
+        kwargs = {} if num_validation is None else {"num_validation": num_validation}
+        data = data_utils.get_digits_data(num_training=num_training, dtype=np.float32, **kwargs)
+        source = {"name": "digits", "num_validation": len(data["y_val"]), "num_test": len(data["y_test"]),
+                  "split_seed": 0}
     elif name == "cifar10":
-        data = data_utils.get_CIFAR10_data(
-            num_training=num_training, num_validation=1000 if num_validation is None else num_validation,
-            cifar10_dir=data_dir, dtype=np.float32)
+        num_validation = 1000 if num_validation is None else num_validation
+        data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation,
+                                           num_test=None, cifar10_dir=data_dir, dtype=np.float32)
+        if num_training is not None:
+            if num_training > len(data["y_train"]):
+                raise SearchError(f"num_training must be at most the {len(data['y_train'])} CIFAR-10 training "
+                                  f"images left after validation, got {num_training}")
+            data["X_train"], data["y_train"] = data["X_train"][:num_training], data["y_train"][:num_training]
+        directory = data_dir if data_dir is not None else os.path.join(
+            data_utils.default_data_dir(), data_utils.CIFAR10_DIRNAME)
+        source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
+                  "num_test": None}
     else:
         raise SearchError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
-    for key in ("X_train", "X_val", "X_test"):
-        if key in data:
-            data[key] = np.asarray(data[key], dtype=np.float32)
+    data["source"] = source
     return data
 
 
@@ -546,12 +549,27 @@ def train_config(params, data, epochs, seed, epoch_callback=None):
         num_classes=_num_classes(data), dropout=params["dropout"],
         use_batchnorm=params["use_batchnorm"], reg=params["reg"],
         weight_scale=params["weight_scale"], dtype=np.float32, seed=rng)
+    # The Solver restores the best epoch's params but not batchnorm's running averages, which
+    # belong to that epoch just as much; keep them here so the model scores what it scored.
+    best = {"acc": None, "bn": None}
+
+    def on_epoch(solver):
+        acc = solver.val_acc_history[-1]
+        if best["acc"] is None or acc > best["acc"]:
+            best["acc"] = acc
+            best["bn"] = [{k: v.copy() for k, v in p.items() if isinstance(v, np.ndarray)}
+                          for p in model.bn_params]
+        if epoch_callback is not None:
+            epoch_callback(solver)
+
     solver = Solver(
         model, data, update_rule=params["update_rule"],
         optim_config={"learning_rate": params["learning_rate"]}, lr_decay=params["lr_decay"],
         batch_size=int(params["batch_size"]), num_epochs=epochs, verbose=False,
-        sampling="permutation", seed=rng, epoch_callback=epoch_callback)
+        sampling="permutation", seed=rng, epoch_callback=on_epoch)
     solver.train()
+    for bn_param, saved in zip(model.bn_params, best["bn"] or []):
+        bn_param.update(saved)
     return model, solver
 
 
@@ -896,7 +914,9 @@ class _Objective:
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at epoch {solver.epoch}")
 
         try:
-            _, solver = train_config(params, self.data, self.config.epochs, seed, report)
+            # Overflow warnings are expected from diverging trials, which are pruned below.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                _, solver = train_config(params, self.data, self.config.epochs, seed, report)
         except FloatingPointError as exc:
             trial.set_user_attr("nndl_note", f"diverged: {str(exc).split(';')[0]}")
             raise optuna.TrialPruned("diverged") from None
@@ -1099,14 +1119,15 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
             if data is None:
                 data = load_dataset(config.dataset, data_dir, config.num_validation, config.num_training)
             seed = best.user_attrs.get("nndl_seed", _trial_seed(config.seed, best.number))
-            model, solver = train_config(result.best_params, data, config.epochs, seed)
-            result.retrained_val_acc = float(solver.best_val_acc)
+            model, _ = train_config(result.best_params, data, config.epochs, seed)
+            # Scored afresh (not taken from the Solver's history): this is the saved model.
+            result.retrained_val_acc = float(np.mean(model.predict(data["X_val"]) == data["y_val"]))
             if len(data.get("y_test", [])):
                 result.test_acc = float(np.mean(model.predict(data["X_test"]) == data["y_test"]))
             result.model_path = os.path.join(out, "best_model.npz")
             pre = {"mean_image": data["mean_image"]} if data.get("mean_image") is not None else None
             save_model(result.model_path, model, preprocessing=pre, class_names=data.get("class_names"),
-                       dataset=config.dataset, search={"study": study.study_name, "trial": best.number,
+                       dataset=data.get("source", {"name": config.dataset}), search={"study": study.study_name, "trial": best.number,
                                                        "params": result.best_params,
                                                        "val_acc": result.retrained_val_acc})
     summary = {k: v for k, v in asdict(result).items() if k != "plots"}
