@@ -88,6 +88,7 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- argument types
 
 def _number(kind, test, expected):
+    """An argparse ``type`` that converts with ``kind`` and accepts values passing ``test``."""
     def parse(text):
         try:
             value = kind(text)
@@ -97,7 +98,6 @@ def _number(kind, test, expected):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
-    parse.__name__ = expected  # argparse names the type in some messages
     return parse
 
 
@@ -168,6 +168,8 @@ def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtra
     """
     from . import data_utils
 
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
     defaults = TRAIN_DEFAULTS[name]
     num_validation = defaults["num_validation"] if num_validation is None else num_validation
     num_test = defaults["num_test"] if num_test is None else num_test
@@ -189,6 +191,20 @@ def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtra
 
 def prepare_out_dir(out, names=OUTPUT_FILES, force=False):
     """Create ``out`` if needed and check that ``names`` can be written there.
+
+    Parameters
+    ----------
+    out : str or path
+        The output directory.
+    names : sequence of str
+        The files (or folders) the command will write in it.
+    force : bool
+        Allow them to exist already (they will be replaced).
+
+    Returns
+    -------
+    str
+        ``out``.
 
     Raises
     ------
