@@ -142,8 +142,11 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     common = ["--hidden", 16, "--update-rule", "adam", "--lr", 1e-2, "--batch-size", 100, "-q"]
     assert run(["train", "--epochs", 3, "--out", tmp_path / "full", *common], capsys)[0] == 0
     assert run(["train", "--epochs", 2, "--checkpoints", "--out", tmp_path / "part", *common], capsys)[0] == 0
-    assert sorted(os.listdir(tmp_path / "part" / "checkpoints")) == ["solver_epoch_1.npz", "solver_epoch_2.npz"]
-    checkpoint = tmp_path / "part" / "checkpoints" / "solver_epoch_2.npz"
+    assert sorted(os.listdir(tmp_path / "part" / "checkpoints")) == ["epoch_1.npz", "epoch_2.npz"]
+    checkpoint = tmp_path / "part" / "checkpoints" / "epoch_2.npz"
+    # A checkpoint is a complete model too: evaluate scores it like model.npz.
+    status, out, _ = run(["evaluate", checkpoint], capsys)
+    assert status == 0 and accuracy_line(out).group(3) == "360"
     status, out, err = run(["train", "--epochs", 3, "--resume", checkpoint, "--out", tmp_path / "resumed", "-q"], capsys)
     assert status == 0, err
     assert "resuming at epoch 2 of 3" in out
@@ -398,6 +401,14 @@ def test_evaluate_on_the_wrong_dataset_says_so(digits_run, tmp_path, capsys):
     status, _, err = run(["evaluate", digits_run / "model.npz", "--dataset", "cifar10", "--data-dir", directory],
                          capsys)
     assert_one_line_error(status, err, r"takes 64 input features, but cifar10 images have shape \(3, 32, 32\)")
+
+
+def test_evaluate_a_library_saved_model_with_dataset_given(tmp_path, capsys):
+    model = FullyConnectedNet([8], input_dim=64, num_classes=10, seed=0)
+    save_model(tmp_path / "m.npz", model)  # no mean image, no dataset: saved from Python
+    status, out, err = run(["evaluate", tmp_path / "m.npz", "--dataset", "digits"], capsys)
+    assert status == 0 and accuracy_line(out).group(3) == "360"
+    assert "has no mean image; scoring the images without mean subtraction" in err
 
 
 def test_traceback_flag_shows_the_exception(tmp_path):

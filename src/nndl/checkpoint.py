@@ -154,9 +154,17 @@ def load_model(path):
     return model
 
 
-def save_solver_checkpoint(solver, path):
-    """Save the Solver's model, optimizer state, epoch and histories to ``path``."""
-    arrays = _model_arrays(solver.model)
+def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, **extra):
+    """Save the Solver's model, optimizer state, epoch and histories to ``path``.
+
+    Parameters
+    ----------
+    solver : nndl.solver.Solver
+    path : str or path
+    preprocessing, class_names, **extra
+        As for ``save_model``, so that the checkpoint is also a complete model file.
+    """
+    arrays = _model_arrays(solver.model, preprocessing)
     scalars = {}
     for name, config in solver.optim_configs.items():
         scalars[name] = {}
@@ -169,12 +177,12 @@ def save_solver_checkpoint(solver, path):
         arrays[f"best/{name}"] = value
     rng = solver.rng
     rng_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
-    meta = _meta(solver.model, solver=dict(
+    meta = _meta(solver.model, class_names, solver=dict(
         epoch=solver.epoch, update_rule=solver.update_rule_name, optim_scalars=scalars,
         lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
         loss_history=[float(v) for v in solver.loss_history],
         train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
-        best_val_acc=solver.best_val_acc, rng_state=rng_state))
+        best_val_acc=solver.best_val_acc, rng_state=rng_state), **extra)
     arrays["__nndl__"] = np.array(json.dumps(meta))
     _atomic_savez(path, arrays)
 

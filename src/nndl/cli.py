@@ -381,6 +381,23 @@ class _EpochReporter:
             self.bar.close()
 
 
+class _Checkpointer:
+    """Solver ``epoch_callback`` for ``--checkpoints``: after each epoch, a checkpoint that is also a
+    complete model file (mean image, class names, dataset), then the progress report."""
+
+    def __init__(self, directory, then, **metadata):
+        os.makedirs(directory, exist_ok=True)
+        self.directory, self.then, self.metadata = directory, then, metadata
+
+    def __call__(self, solver):
+        from .checkpoint import save_solver_checkpoint
+
+        if solver.epoch > 0:
+            path = os.path.join(self.directory, f"epoch_{solver.epoch}.npz")
+            save_solver_checkpoint(solver, path, **self.metadata)
+        self.then(solver)
+
+
 def _save_plots(out, solver, model, image_shape):
     """Write the three PNGs; returns their names (none when matplotlib is missing)."""
     from . import vis_utils
@@ -443,20 +460,20 @@ def run_train_command(args):
         model.dropout_param["rng"] = model_rng  # fresh masks while training, as for a new model
     print(f"model: {model!r}")
     epochs = settings["epochs"]
-    checkpoint_dir = os.path.join(out, "checkpoints")
-    if args.checkpoints:
-        os.makedirs(checkpoint_dir, exist_ok=True)
     solver = Solver(model, data, update_rule=settings["update_rule"],
                     optim_config={"learning_rate": settings["learning_rate"]}, lr_decay=settings["lr_decay"],
                     num_epochs=epochs, batch_size=settings["batch_size"],
                     num_train_samples=settings["num_train_samples"], sampling=settings["sampling"],
-                    seed=solver_rng, verbose=False,
-                    checkpoint_name=os.path.join(checkpoint_dir, "solver") if args.checkpoints else None,
-                    resume_from=args.resume)
+                    seed=solver_rng, verbose=False, resume_from=args.resume)
     if args.resume is not None:
         print(f"resuming at epoch {solver.epoch} of {epochs} from {args.resume}")
     # Made after the Solver so that a resumed run's bar starts at the checkpoint's epoch.
-    reporter = solver.epoch_callback = _EpochReporter(epochs, not args.quiet, solver)
+    reporter = _EpochReporter(epochs, not args.quiet, solver)
+    solver.epoch_callback = reporter
+    if args.checkpoints:
+        solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter,
+                                              preprocessing={"mean_image": data["mean_image"]},
+                                              class_names=data["class_names"], dataset=source)
     start = time.perf_counter()
     try:
         solver.train()
@@ -543,10 +560,13 @@ def run_evaluate_command(args):
     if int(np.prod(X.shape[1:])) != model.input_dim:
         raise UserError(f"{args.model} takes {model.input_dim} input features, but {name} images have shape "
                         f"{X.shape[1:]}; pass the --dataset it was trained on")
-    if mean is not None:
-        if mean.shape != X.shape[1:]:
-            raise UserError(f"{args.model} has a mean image of shape {mean.shape}, but {name} images have "
-                            f"shape {X.shape[1:]}")
+    if mean is None:
+        print(f"note: {args.model} has no mean image; scoring the images without mean subtraction",
+              file=sys.stderr)
+    elif mean.shape != X.shape[1:]:
+        raise UserError(f"{args.model} has a mean image of shape {mean.shape}, but {name} images have "
+                        f"shape {X.shape[1:]}")
+    else:
         X = X - mean.astype(X.dtype, copy=False)
     print(f"model: {args.model} ({type(model).__name__}, trained on {source.get('name', 'unknown data')})")
     _score(model, X, y, "test" if args.split == "test" else "validation")
