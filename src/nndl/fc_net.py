@@ -27,6 +27,7 @@ import numpy as np
 
 from . import layer_utils, layers
 from . import layers as L
+from ._parallel import add_scaled
 from ._validation import (
     check_choice, check_features, check_finite, check_hidden_dims, check_labels, check_nonneg_float,
     check_positive_float, check_positive_int, check_probability,
@@ -207,7 +208,7 @@ class FullyConnectedNet:
                 w = p[f"W{i}"]
                 flat = w.ravel()
                 loss += 0.5 * self.reg * float(np.dot(flat, flat))
-                grads[f"W{i}"] += self.reg * w
+                add_scaled(grads[f"W{i}"], w, self.reg)
         return loss, grads
 
     def predict(self, X, batch_size=4096):

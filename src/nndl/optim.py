@@ -17,13 +17,15 @@ adam              learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-
 ================  ===========================================================
 
 State arrays are created once, in ``w``'s dtype, on the first call. Rules update ``w`` and
-their state in place and return ``w`` itself as ``next_w``; nothing is upcast, so float32
+their state in place (large arrays in parallel chunks, see ``nndl._parallel``) and return ``w`` itself as ``next_w``; nothing is upcast, so float32
 stays float32. Callers must therefore not rely on the old ``w`` after an update (the
 Solver does not). ``get_update_rule(name)`` returns a rule or raises ``ValueError``
 listing the valid names.
 """
 
 import numpy as np
+
+from ._parallel import elementwise
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
            "UPDATE_RULES", "get_update_rule"]
@@ -53,8 +55,12 @@ def sgd(w, dw, config=None):
     if config is None:
         config = {}
     config.setdefault("learning_rate", 1e-2)
-    w -= config["learning_rate"] * dw
+    elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"])
     return w, config
+
+
+def _sgd_kernel(w, dw, lr):
+    w -= lr * dw
 
 
 def sgd_momentum(w, dw, config=None):
@@ -64,10 +70,14 @@ def sgd_momentum(w, dw, config=None):
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
-    v *= config["momentum"]
-    v -= config["learning_rate"] * dw
-    w += v
+    elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"])
     return w, config
+
+
+def _momentum_kernel(w, dw, v, lr, mu):
+    v *= mu
+    v -= lr * dw
+    w += v
 
 
 def sgd_nesterov_momentum(w, dw, config=None):
@@ -80,13 +90,16 @@ def sgd_nesterov_momentum(w, dw, config=None):
         config = {}
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
-    mu = config["momentum"]
     v = _state(config, "velocity", w)
+    elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"])
+    return w, config
+
+
+def _nesterov_kernel(w, dw, v, lr, mu):
     w -= mu * v
     v *= mu
-    v -= config["learning_rate"] * dw
+    v -= lr * dw
     w += (1 + mu) * v
-    return w, config
 
 
 def rmsprop(w, dw, config=None):
@@ -99,20 +112,24 @@ def rmsprop(w, dw, config=None):
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
-    decay = config["decay_rate"]
     cache = _state(config, "cache", w)
-    # One scratch array and in-place operations: the rule is memory-bound, so every
-    # avoided pass over a weight-sized array is time saved.
+    elementwise(_rmsprop_kernel, w, dw, cache, lr=config["learning_rate"],
+                decay=config["decay_rate"], eps=config["epsilon"])
+    return w, config
+
+
+def _rmsprop_kernel(w, dw, cache, lr, decay, eps):
+    # One scratch array and in-place operations: every avoided pass over a weight-sized
+    # array is time saved.
     tmp = np.multiply(dw, dw)
     tmp *= 1 - decay
     cache *= decay
     cache += tmp
     np.sqrt(cache, out=tmp)
-    tmp += config["epsilon"]
+    tmp += eps
     np.divide(dw, tmp, out=tmp)
-    tmp *= config["learning_rate"]
+    tmp *= lr
     w -= tmp
-    return w, config
 
 
 def adam(w, dw, config=None):
@@ -133,6 +150,16 @@ def adam(w, dw, config=None):
     v = _state(config, "v", w)
     config["t"] += 1
     t = config["t"]
+    # The bias corrections are scalars, so fold them into the step size and epsilon instead of
+    # forming m_hat and v_hat: lr * m_hat / (sqrt(v_hat) + eps) equals
+    # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)) with c1 = 1 - b1**t, c2 = 1 - b2**t.
+    sqrt_c2 = (1 - b2 ** t) ** 0.5
+    elementwise(_adam_kernel, w, dw, m, v, b1=b1, b2=b2, eps=config["epsilon"] * sqrt_c2,
+                step=config["learning_rate"] * sqrt_c2 / (1 - b1 ** t))
+    return w, config
+
+
+def _adam_kernel(w, dw, m, v, b1, b2, eps, step):
     tmp = np.multiply(dw, 1 - b1)
     m *= b1
     m += tmp
@@ -140,16 +167,11 @@ def adam(w, dw, config=None):
     tmp *= 1 - b2
     v *= b2
     v += tmp
-    # The bias corrections are scalars, so fold them into the step size and epsilon instead of
-    # forming m_hat and v_hat: lr * m_hat / (sqrt(v_hat) + eps) equals
-    # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)) with c1 = 1 - b1**t, c2 = 1 - b2**t.
-    c1, sqrt_c2 = 1 - b1 ** t, (1 - b2 ** t) ** 0.5
     np.sqrt(v, out=tmp)
-    tmp += config["epsilon"] * sqrt_c2
+    tmp += eps
     np.divide(m, tmp, out=tmp)
-    tmp *= config["learning_rate"] * sqrt_c2 / c1
+    tmp *= step
     w -= tmp
-    return w, config
 
 
 UPDATE_RULES = {
