@@ -204,6 +204,24 @@ def test_small_search_on_digits_prunes_and_its_best_model_evaluates(tmp_path):
     assert summary["best_trial"] == result.best_trial
 
 
+def test_nndl_search_and_evaluate_through_the_nndl_command(tmp_path, capsys):
+    cli = pytest.importorskip("nndl.cli")
+    out = str(tmp_path / "out")
+    code = cli.main(["search", "--trials", "3", "--epochs", "2", "--out", out, "-q",
+                     *cli_args(*SMALL, "learning_rate=1e-3:1e-2:log", "reg=1e-5")])
+    assert code == 0
+    best = json.loads((tmp_path / "out" / "summary.json").read_text())["best_value"]
+    capsys.readouterr()
+    assert cli.main(["evaluate", os.path.join(out, "best_model.npz"), "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    correct, total = map(int, printed.split("validation accuracy: ")[1].split("(")[1].split(")")[0].split("/"))
+    assert correct / total == pytest.approx(best, abs=1e-12)
+
+    assert cli.main(["search", "-p", "lerning_rate=1e-3", "--out", out]) != 0
+    err = capsys.readouterr().err
+    assert "unknown hyperparameter 'lerning_rate'" in err and err.count("\n") == 1
+
+
 def test_two_worker_processes_share_a_journal_and_resume(tmp_path):
     out = str(tmp_path / "out")
     args = ["--out", out, "--jobs", "2", "--sampler", "grid", "--epochs", "2", "--no-retrain",
