@@ -1126,10 +1126,11 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
                 result.test_acc = float(np.mean(model.predict(data["X_test"]) == data["y_test"]))
             result.model_path = os.path.join(out, "best_model.npz")
             pre = {"mean_image": data["mean_image"]} if data.get("mean_image") is not None else None
+            # In-memory data (search(data=...)) has no "source": the model then names no dataset.
+            search_meta = {"study": study.study_name, "trial": best.number, "params": result.best_params,
+                           "val_acc": result.retrained_val_acc}
             save_model(result.model_path, model, preprocessing=pre, class_names=data.get("class_names"),
-                       dataset=data.get("source", {"name": config.dataset}), search={"study": study.study_name, "trial": best.number,
-                                                       "params": result.best_params,
-                                                       "val_acc": result.retrained_val_acc})
+                       dataset=data.get("source"), search=search_meta)
     summary = {k: v for k, v in asdict(result).items() if k != "plots"}
     summary["config"] = config.to_json()
     with open(os.path.join(out, "summary.json.tmp"), "w") as f:
