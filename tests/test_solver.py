@@ -161,3 +161,18 @@ def test_bad_data_is_rejected(change, error, message):
 def test_bad_options_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Solver(small_model(), blobs(), **kwargs)
+
+
+def test_batchnorm_running_averages_of_the_best_epoch_are_restored():
+    model = small_model(use_batchnorm=True)
+    snapshots = []
+
+    def remember(solver):
+        snapshots.append((solver.val_acc_history[-1], model.bn_params[0]["running_mean"].copy()))
+
+    solver = Solver(model, blobs(), optim_config={"learning_rate": 0.5}, num_epochs=6, batch_size=50,
+                    verbose=False, seed=0, epoch_callback=remember)
+    solver.train()
+    best = max(range(len(snapshots)), key=lambda i: (snapshots[i][0], -i))
+    np.testing.assert_array_equal(model.bn_params[0]["running_mean"], snapshots[best][1])
+    assert solver.check_accuracy(solver.X_val, solver.y_val) == solver.best_val_acc

@@ -549,27 +549,12 @@ def train_config(params, data, epochs, seed, epoch_callback=None):
         num_classes=_num_classes(data), dropout=params["dropout"],
         use_batchnorm=params["use_batchnorm"], reg=params["reg"],
         weight_scale=params["weight_scale"], dtype=np.float32, seed=rng)
-    # The Solver restores the best epoch's params but not batchnorm's running averages, which
-    # belong to that epoch just as much; keep them here so the model scores what it scored.
-    best = {"acc": None, "bn": None}
-
-    def on_epoch(solver):
-        acc = solver.val_acc_history[-1]
-        if best["acc"] is None or acc > best["acc"]:
-            best["acc"] = acc
-            best["bn"] = [{k: v.copy() for k, v in p.items() if isinstance(v, np.ndarray)}
-                          for p in model.bn_params]
-        if epoch_callback is not None:
-            epoch_callback(solver)
-
     solver = Solver(
         model, data, update_rule=params["update_rule"],
         optim_config={"learning_rate": params["learning_rate"]}, lr_decay=params["lr_decay"],
         batch_size=int(params["batch_size"]), num_epochs=epochs, verbose=False,
-        sampling="permutation", seed=rng, epoch_callback=on_epoch)
+        sampling="permutation", seed=rng, epoch_callback=epoch_callback)
     solver.train()
-    for bn_param, saved in zip(model.bn_params, best["bn"] or []):
-        bn_param.update(saved)
     return model, solver
 
 

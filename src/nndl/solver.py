@@ -11,7 +11,8 @@ NaN/inf. Inputs are cast to the model's ``dtype`` (if it has one) once, here, no
 records ``loss_history`` (per iteration) and ``train_acc_history`` / ``val_acc_history`` (at
 the start and after every epoch), prints the course's progress lines when ``verbose``, decays
 every learning rate by ``lr_decay`` after each epoch, and at the end copies the parameters
-with the best validation accuracy (``best_params``, ``best_val_acc``) back into the model.
+with the best validation accuracy (``best_params``, ``best_val_acc``) back into the model,
+together with that epoch's batchnorm running averages (``best_bn_stats``).
 A loss that becomes NaN or inf stops training with ``FloatingPointError``.
 
 Sampling: ``sampling='replacement'`` (default) draws each batch with replacement, as the course
@@ -164,6 +165,7 @@ class Solver:
         self.epoch = 0
         self.best_val_acc = 0.0
         self.best_params = {}
+        self.best_bn_stats = []
         self.loss_history = []
         self.train_acc_history = []
         self.val_acc_history = []
@@ -235,6 +237,9 @@ class Solver:
         if not self.best_params or val_acc > self.best_val_acc:
             self.best_val_acc = val_acc
             self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            # Batchnorm's running averages belong to the best epoch as much as its weights do.
+            self.best_bn_stats = [{k: v.copy() for k, v in p.items() if isinstance(v, np.ndarray)}
+                                  for p in getattr(self.model, "bn_params", [])]
         if self.checkpoint_name is not None and self.epoch > 0:
             self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
         if self.epoch_callback is not None:
@@ -266,6 +271,8 @@ class Solver:
                 self._check_epoch()
         for name, value in self.best_params.items():
             self.model.params[name] = value.copy()
+        for bn_param, saved in zip(getattr(self.model, "bn_params", []), self.best_bn_stats):
+            bn_param.update({k: v.copy() for k, v in saved.items()})
         return self
 
     def save_checkpoint(self, path):
