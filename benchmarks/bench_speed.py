@@ -50,14 +50,21 @@ RULES = ("sgd", "adam")
 LEARNING_RATE = {"sgd": 1e-3, "adam": 1e-4}
 REG = 1e-3
 WEIGHT_SCALE = 1e-2
-PREDICT_CHUNK = 10000  # nndl's FullyConnectedNet.predict default batch_size
+# Prediction's bound takes, per layer, the best forward rate over these chunk sizes, so it
+# does not depend on how an implementation splits the 49,000 examples.
+PREDICT_CHUNKS = (1024, 4096, 10000)
 
-TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_lowlevel", "torch", "sklearn")
+TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_lowlevel", "torch", "torch_mallopt", "sklearn")
 PREDICT_IMPLS = ("nndl_solver", "nndl_lowlevel", "torch", "sklearn")  # same column names
 COLUMN_TITLES = {
     "nndl_solver": "nndl Solver", "nndl_solver_perm": "Solver perm",
-    "nndl_lowlevel": "nndl low", "torch": "torch", "sklearn": "sklearn",
+    "nndl_lowlevel": "nndl low", "torch": "torch", "torch_mallopt": "torch malloc",
+    "sklearn": "sklearn",
 }
+# glibc settings equal to what nndl's Solver asks of malloc (nndl._memory.keep_freed_memory):
+# keep freed blocks up to 32 MiB for reuse instead of unmapping them after every step.
+MALLOPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
+               "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024)}
 TARGET_VS_TORCH, TARGET_VS_BOUND, TARGET_MEMORY = 0.8, 1.3, 1.5
 
 
@@ -89,7 +96,7 @@ def step_gemms(arch, batch=BATCH):
     return gemms
 
 
-def predict_gemms(arch, batch=PREDICT_CHUNK):
+def predict_gemms(arch, batch):
     dims = dims_of(arch)
     return [(f"fwd L{i}", batch, din, dout, "nn")
             for i, (din, dout) in enumerate(zip(dims[:-1], dims[1:]), start=1)]
@@ -140,13 +147,23 @@ def run_queue_wait():
     return total / 1e9
 
 
+def steal_seconds():
+    """CPU time the hypervisor gave to other machines, summed over CPUs (from /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 class Mark:
-    """Wall time, CPU time, page faults and run-queue wait at one instant."""
+    """Wall time, CPU time, page faults, run-queue wait and steal at one instant."""
 
     def __init__(self):
         self.wall = time.perf_counter()
         self.usage = rusage()
         self.wait = run_queue_wait()
+        self.steal = steal_seconds()
 
     def since(self, start, threads):
         seconds = self.wall - start.wall
@@ -155,6 +172,7 @@ class Mark:
         return {"seconds": seconds, **cpu,
                 "cpu_per_thread": (cpu["utime"] + cpu["stime"]) / (seconds * threads),
                 "runqueue_wait_per_thread": wait / (seconds * threads),
+                "steal_per_cpu": (self.steal - start.steal) / (seconds * (os.cpu_count() or 1)),
                 "loadavg1": os.getloadavg()[0]}
 
 
@@ -170,6 +188,7 @@ def summarize(epochs, warmup):
         "median_stime": med("stime"), "median_utime": med("utime"), "median_minflt": med("minflt"),
         "median_cpu_per_thread": med("cpu_per_thread"),
         "median_runqueue_wait": med("runqueue_wait_per_thread"),
+        "median_steal": med("steal_per_cpu") if all("steal_per_cpu" in e for e in timed) else None,
         "epochs": epochs,
     }
 
@@ -304,7 +323,8 @@ def worker_gemm(spec, chan):
     rng = np.random.default_rng(0)
     shapes = {}
     for arch in ARCHS:
-        for _, m, k, n, form in step_gemms(arch) + predict_gemms(arch):
+        gemms = step_gemms(arch) + [g for c in PREDICT_CHUNKS for g in predict_gemms(arch, c)]
+        for _, m, k, n, form in gemms:
             shapes[gemm_key(m, k, n, form)] = (m, k, n, form)
     results = {}
     for key, (m, k, n, form) in shapes.items():
@@ -346,7 +366,7 @@ def worker_train(spec, chan):
     import numpy as np
 
     impl, arch, rule = spec["impl"], spec["arch"], spec["rule"]
-    if impl == "torch":
+    if impl in ("torch", "torch_mallopt"):
         import torch
     if impl == "sklearn":
         from sklearn.neural_network import MLPClassifier  # noqa: F401  (loads scipy's BLAS)
@@ -380,6 +400,7 @@ def worker_train(spec, chan):
                                     f"plus its accuracy check on {n_check} train + {n_check} val samples"))
 
     elif impl == "nndl_lowlevel":
+        final["keep_freed_memory"] = call_keep_freed_memory()
         model = build_nndl_model(arch)
         rng = np.random.default_rng(0)
         update = optim.get_update_rule(rule)
@@ -397,12 +418,14 @@ def worker_train(spec, chan):
             losses.append(loss)
         chan.serve(epoch)
         final.update(dtypes=dtype_report(model, configs), final_loss=float(losses[-1]) if losses else None,
-                     what_is_timed=("hand loop: rng.permutation per epoch, model.loss(X[idx], y[idx]), "
+                     what_is_timed=("hand loop (after nndl's keep_freed_memory() if it has one): "
+                                    "rng.permutation per epoch, model.loss(X[idx], y[idx]), "
                                     "then the nndl.optim rule on every parameter"))
 
-    elif impl == "torch":
+    elif impl in ("torch", "torch_mallopt"):
         torch.set_num_threads(spec["threads"])
         torch.manual_seed(0)
+        final["malloc_env"] = {k: os.environ.get(k) for k in MALLOPT_ENV}
         final["equivalence"] = torch_equivalence(arch, rule, build_nndl_model(arch), X, y)
         model = build_torch_model(arch, build_nndl_model(arch))
         opt = torch_optimizer(model, rule)
@@ -437,6 +460,21 @@ def worker_train(spec, chan):
     else:
         raise ValueError(f"unknown training implementation {impl!r}")
     chan.send({"final": final})
+
+
+def call_keep_freed_memory():
+    """What nndl tells hand-written training loops to call first (Solver.train calls it),
+    if this version of nndl has it; returns its result, or None when absent."""
+    import importlib
+
+    for module in ("nndl", "nndl._memory"):
+        try:
+            fn = getattr(importlib.import_module(module), "keep_freed_memory", None)
+        except ImportError:
+            continue
+        if fn is not None:
+            return bool(fn())
+    return None
 
 
 def torch_equivalence(arch, rule, nndl_model, X, y):
@@ -482,7 +520,10 @@ def worker_predict(spec, chan):
     reference = None
     if impl == "nndl_solver":
         predict = lambda: model.predict(X)  # noqa: E731
-        final["what_is_timed"] = f"model.predict(X) (default batch_size={PREDICT_CHUNK})"
+        import inspect
+        chunk = inspect.signature(model.predict).parameters.get("batch_size")
+        final["what_is_timed"] = (f"model.predict(X) (default batch_size="
+                                  f"{chunk.default if chunk else '?'})")
     elif impl == "nndl_lowlevel":
         predict = lambda: np.argmax(model.loss(X), axis=1)  # noqa: E731
         final["what_is_timed"] = "np.argmax(model.loss(X), axis=1) on the whole array"
@@ -575,6 +616,7 @@ def worker_profile(spec, chan):
     arch, rule = spec["arch"], spec["rule"]
     X, y = make_data(spec["samples"])
     steps = spec["samples"] // BATCH
+    call_keep_freed_memory()  # as Solver.train does
     model = build_nndl_model(arch)
     update = optim.get_update_rule(rule)
     configs = {name: {"learning_rate": LEARNING_RATE[rule]} for name in model.params}
@@ -638,6 +680,10 @@ class Worker:
 
     def __init__(self, spec, args):
         env = dict(os.environ)
+        # nndl's own elementwise threads get the same count as the BLAS.
+        env["NNDL_NUM_THREADS"] = str(args.nndl_threads or spec.get("threads", 1))
+        if spec.get("impl") == "torch_mallopt":
+            env.update(MALLOPT_ENV)
         env["PYTHONPATH"] = os.pathsep.join([str(Path(args.src).resolve())] +
                                             ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.stderr = tempfile.TemporaryFile(mode="w+")
@@ -677,6 +723,7 @@ class Worker:
 
 def run_oneshot(spec, args):
     """Run a worker that only sends its final result; return it or {'error': ...}."""
+    wait_for_quiet(args, spec["kind"])
     worker = Worker(spec, args)
     try:
         result = worker.read()["final"]
@@ -702,6 +749,7 @@ def run_interleaved(specs, args, n_runs, label):
             results[impl] = {"error": str(err)}
     live = [impl for impl in specs if "error" not in results[impl]]
     for r in range(n_runs):
+        wait_for_quiet(args, f"{label}, round {r + 1}")
         order = live[r % len(live):] + live[:r % len(live)] if live else []
         for impl in order:
             if "error" in results[impl]:
@@ -730,31 +778,68 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def best_rates(gemm_results):
-    """Per shape, the best NumPy rate of any GEMM run (noise only ever slows a GEMM down, so
-    the best run is the right one for a lower bound)."""
+def busy_fraction(interval=1.0):
+    """Fraction of all CPUs busy over ``interval`` seconds (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(args, what):
+    """With --wait-quiet, wait (at most that many seconds) until no other process uses more
+    than --quiet-threshold of the CPUs; returns the seconds waited. Call it when no worker
+    of ours is running."""
+    if not args.wait_quiet:
+        return 0.0
+    start = time.perf_counter()
+    busy = busy_fraction()
+    announced = False
+    while busy > args.quiet_threshold and time.perf_counter() - start < args.wait_quiet:
+        if not announced:
+            log(f"  machine busy ({100 * busy:.0f}% of the CPUs) before {what}; waiting ...")
+            announced = True
+        time.sleep(5)
+        busy = busy_fraction()
+    waited = time.perf_counter() - start
+    if busy > args.quiet_threshold:
+        log(f"  still busy ({100 * busy:.0f}%) after {waited:.0f} s; going on")
+    return waited
+
+
+def best_rates(gemm_results, lib="numpy"):
+    """Per shape, the best rate of any GEMM run of ``lib`` (noise only ever slows a GEMM
+    down, so the best run is the right one for a lower bound)."""
     rates = {}
-    for name in ("numpy", "numpy_end"):
+    for name in (lib, f"{lib}_end"):
         for key, r in gemm_results.get(name, {}).get("rates", {}).items():
             rates[key] = max(rates.get(key, 0.0), r["max_gflops"])
     return rates
 
 
-def row_gemms(entry):
-    """(GEMMs of one step or prediction chunk, how many of them make the row)."""
-    if entry["kind"] == "train":
-        return step_gemms(entry["arch"]), entry["steps"]
-    return predict_gemms(entry["arch"]), entry["samples"] / PREDICT_CHUNK
-
-
 def apply_bounds(results):
     """FLOP bound of every row: its GEMMs' time at the best measured NumPy rates."""
     rates = best_rates(results["gemm"])
+
+    def seconds(gemm):
+        _, m, k, n, form = gemm
+        return 2.0 * m * k * n / (rates[gemm_key(m, k, n, form)] * 1e9)
     for entry in results["rows"].values():
-        gemms, count = row_gemms(entry)
-        seconds = sum(2.0 * m * k * n / (rates[gemm_key(m, k, n, form)] * 1e9)
-                      for _, m, k, n, form in gemms)
-        entry["bound_seconds"] = seconds * count
+        if entry["kind"] == "train":
+            entry["bound_seconds"] = entry["steps"] * sum(seconds(g) for g in step_gemms(entry["arch"]))
+        else:
+            # Per layer, the best chunk size, scaled to all the samples.
+            per_layer = zip(*[[seconds(g) * entry["samples"] / c for g in predict_gemms(entry["arch"], c)]
+                              for c in PREDICT_CHUNKS])
+            entry["bound_seconds"] = sum(min(times) for times in per_layer)
         entry["bound_gflops"] = entry["flops"] / entry["bound_seconds"] / 1e9
 
 
@@ -805,8 +890,9 @@ def run_all(args):
             apply_bounds(results)
             save(results, args)
 
-    log("GEMM rates again (numpy) ...")
+    log("GEMM rates again (numpy, torch) ...")
     results["gemm"]["numpy_end"] = run_oneshot(gemm_spec, args)
+    results["gemm"]["torch_end"] = run_oneshot({**gemm_spec, "torch": True}, args)
     apply_bounds(results)
 
     if not args.skip_memory:
@@ -859,8 +945,9 @@ def meta(args):
             versions[mod] = None
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "threads": args.threads, "samples": args.samples, "batch": BATCH, "warmup": args.warmup,
+        "command": " ".join([Path(sys.executable).name] + sys.argv), "note": args.note,
+        "threads": args.threads, "nndl_threads": args.nndl_threads or args.threads,
+        "samples": args.samples, "batch": BATCH, "warmup": args.warmup,
         "reps": args.reps, "reg": REG, "weight_scale": WEIGHT_SCALE, "learning_rate": LEARNING_RATE,
         "src": str(Path(args.src).resolve()), "git_head": git("rev-parse", "HEAD"),
         "git_dirty_src": bool(git("status", "--porcelain", "--", ".")),
@@ -904,11 +991,13 @@ def fmt_r(value, target=None):
 def report(results):
     lines = []
     meta_ = results["meta"]
+    if meta_.get("note"):
+        lines.append(meta_["note"])
     lines.append(f"nndl speed benchmark: {meta_['samples']} samples x {D} float32 features, batch {BATCH}, "
                  f"{meta_['threads']} BLAS thread(s), median of {meta_['reps']} after {meta_['warmup']} "
                  f"warm-up (seconds; FLOP bound from NumPy's measured sgemm rate at each shape)")
-    head = (f"{'row':30s}" + "".join(f"{COLUMN_TITLES[i]:>12s}" for i in TRAIN_IMPLS)
-            + f"{'FLOP bound':>12s}{'nndl/torch':>12s}{'nndl/bound':>12s}")
+    head = (f"{'row':30s}" + "".join(f"{COLUMN_TITLES[i]:>13s}" for i in TRAIN_IMPLS)
+            + f"{'FLOP bound':>13s}{'nndl/torch':>13s}{'nndl/bound':>13s}")
     lines.append(head)
     lines.append("-" * len(head))
     for row, entry in results["rows"].items():
@@ -918,29 +1007,31 @@ def report(results):
         vs_torch = ratio(nndl, impls.get("torch"))
         target_bound = TARGET_VS_BOUND if entry["kind"] == "train" else None
         vs_bound = ratio(nndl, float(entry["bound_seconds"]))
-        lines.append(f"{row:30s}" + "".join(f"{c:>12s}" for c in cells)
-                     + f"{entry['bound_seconds']:>12.3f}"
-                     + f"{fmt_r(vs_torch, TARGET_VS_TORCH):>12s}{fmt_r(vs_bound, target_bound):>12s}")
+        lines.append(f"{row:30s}" + "".join(f"{c:>13s}" for c in cells)
+                     + f"{entry['bound_seconds']:>13.3f}"
+                     + f"{fmt_r(vs_torch, TARGET_VS_TORCH):>13s}{fmt_r(vs_bound, target_bound):>13s}")
     mem = results.get("memory", {})
     for method, res in mem.items():
         label = f"peak memory ({method})"
         value = "ERR" if "error" in res else f"{res['ratio']:.2f}x"
         ok = "" if "error" in res else (" ok" if res["ratio"] < TARGET_MEMORY else " !!")
-        lines.append(f"{label:30s}{value + ok:>12s}   (of the {res.get('array_bytes', 0) / 2**20:.0f} MiB "
+        lines.append(f"{label:30s}{value + ok:>13s}   (of the {res.get('array_bytes', 0) / 2**20:.0f} MiB "
                      f"{res.get('samples', '?')}x{D} float32 array; target < {TARGET_MEMORY}x)")
     lines.append("")
     lines.append("columns: nndl Solver = Solver(sampling='replacement', the default); Solver perm = "
                  "sampling='permutation';")
     lines.append("  nndl low = hand loop of model.loss + nndl.optim rules (prediction: model.loss(X) in one call); "
                  "nndl/* ratios use the nndl Solver column")
+    lines.append("  torch malloc = torch with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_=32 MiB, "
+                 "MALLOC_TRIM_THRESHOLD_=1 GiB), as nndl's Solver does for itself")
     lines.append(f"  targets: nndl/torch <= {TARGET_VS_TORCH} (train and predict), train nndl/bound <= "
                  f"{TARGET_VS_BOUND}, peak memory < {TARGET_MEMORY}x; 'ok' met, '!!' not met")
 
     # All nndl variants against torch and the bound.
     lines.append("")
     head2 = f"{'ratios':30s}" + "".join(f"{h:>14s}" for h in (
-        "Solver/torch", "perm/torch", "low/torch", "Solver/bound", "perm/bound", "low/bound",
-        "torch/bound", "sklearn/torch"))
+        "Solver/torch", "perm/torch", "low/torch", "Solver/t.mal", "Solver/bound", "perm/bound",
+        "low/bound", "torch/bound", "t.mal/bound", "sklearn/torch"))
     lines.append(head2)
     lines.append("-" * len(head2))
     for row, entry in results["rows"].items():
@@ -948,20 +1039,23 @@ def report(results):
         torch_ = impls.get("torch")
         bound = float(entry["bound_seconds"])
         vals = [ratio(impls.get("nndl_solver"), torch_), ratio(impls.get("nndl_solver_perm"), torch_),
-                ratio(impls.get("nndl_lowlevel"), torch_), ratio(impls.get("nndl_solver"), bound),
+                ratio(impls.get("nndl_lowlevel"), torch_),
+                ratio(impls.get("nndl_solver"), impls.get("torch_mallopt")),
+                ratio(impls.get("nndl_solver"), bound),
                 ratio(impls.get("nndl_solver_perm"), bound), ratio(impls.get("nndl_lowlevel"), bound),
-                ratio(torch_, bound), ratio(impls.get("sklearn"), torch_)]
+                ratio(torch_, bound), ratio(impls.get("torch_mallopt"), bound),
+                ratio(impls.get("sklearn"), torch_)]
         lines.append(f"{row:30s}" + "".join(f"{fmt_r(v):>14s}" for v in vals))
 
     # GEMM rates.
     lines.append("")
     lines.append("float32 GEMM rate at the benchmark's shapes, GFLOP/s (nn: A@B, tn: A.T@B, nt: A@B.T; "
-                 "best run, measured at start and end for numpy: the bound uses it)")
+                 "best of runs at start and end; the bound uses numpy's)")
     np_rates = best_rates(results["gemm"])
-    t_rates = results["gemm"].get("torch", {}).get("rates", {})
+    t_rates = best_rates(results["gemm"], "torch")
     lines.append(f"{'shape (form m x k x n)':30s}{'numpy':>10s}{'torch':>10s}")
     for key, rate in np_rates.items():
-        t = t_rates.get(key, {}).get("max_gflops")
+        t = t_rates.get(key)
         lines.append(f"{key:30s}{rate:>10.1f}" + (f"{t:>10.1f}" if t is not None else f"{'-':>10s}"))
     for row, entry in results["rows"].items():
         if entry["kind"] == "train":
@@ -970,15 +1064,32 @@ def report(results):
 
     lines.append("")
     lines.append("checks:")
-    waits = [(res["median_runqueue_wait"], row, impl) for row, entry in results["rows"].items()
-             for impl, res in entry["impls"].items() if "median_runqueue_wait" in res]
-    if waits:
-        worst = max(waits)
-        lines.append(f"  contention: median run-queue wait per thread is at most {100 * worst[0]:.0f}% "
-                     f"({worst[1]} / {worst[2]}); load average {results['meta']['loadavg_at_start'][0]:.2f} "
-                     f"at start, {results['meta'].get('loadavg_at_end', [float('nan')])[0]:.2f} at end"
-                     + ("  -- NOISY: another process took CPU time, rerun on a quiet machine"
-                        if worst[0] > 0.05 else ""))
+    # Other processes slow every implementation of a row alike (they are interleaved), so the
+    # row's smallest run-queue wait measures them; an implementation waiting much more than
+    # that has more busy threads than cores of its own.
+    noisy, self_wait = [], []
+    for row, entry in results["rows"].items():
+        waits = {impl: res["median_runqueue_wait"] for impl, res in entry["impls"].items()
+                 if "median_runqueue_wait" in res}
+        if not waits:
+            continue
+        floor = min(waits.values())
+        if floor > 0.05:
+            noisy.append(f"{row} ({100 * floor:.0f}%)")
+        self_wait += [f"{row} / {impl} ({100 * w:.0f}%)" for impl, w in waits.items() if w - floor > 0.05]
+    lines.append(f"  load average {results['meta']['loadavg_at_start'][0]:.2f} at start, "
+                 f"{results['meta'].get('loadavg_at_end', [float('nan')])[0]:.2f} at end; "
+                 + ("NOISY rows (another process took CPU time from every implementation; rerun on a "
+                    "quiet machine or with --wait-quiet): " + ", ".join(noisy) if noisy
+                    else "no row was slowed by other processes (run-queue wait <= 5% for some implementation)"))
+    steals = [res["median_steal"] for entry in results["rows"].values() for res in entry["impls"].values()
+              if res.get("median_steal") is not None]
+    if steals:
+        lines.append(f"  hypervisor steal (CPU time given to other machines): median per epoch at most "
+                     f"{100 * max(steals):.1f}% of the CPUs" + ("  -- NOISY" if max(steals) > 0.05 else ""))
+    if self_wait:
+        lines.append("  threads waiting for a core inside one implementation (more runnable threads than "
+                     f"--threads cores; median run-queue wait per thread): {', '.join(self_wait)}")
     for row, entry in results["rows"].items():
         eq = entry["impls"].get("torch", {}).get("equivalence")
         if eq:
@@ -1026,6 +1137,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for every implementation (default 2)")
+    p.add_argument("--nndl-threads", type=int,
+                   help="NNDL_NUM_THREADS for nndl's own elementwise threads (default: --threads)")
     p.add_argument("--quick", action="store_true",
                    help="quick run to iterate: 9,800 samples (49 steps), 3 reps, shorter GEMM timing")
     p.add_argument("--samples", type=int, help="training/prediction samples (default 49000; 9800 with --quick)")
@@ -1045,10 +1158,17 @@ def parse_args(argv=None):
     p.add_argument("--profile-rule", default="adam", choices=RULES)
     p.add_argument("--src", default=str(DEFAULT_SRC),
                    help="directory holding the nndl package to benchmark (default: this checkout's src/)")
+    p.add_argument("--note", help="free text stored in the JSON and printed above the table "
+                   "(e.g. which commit --src holds)")
     p.add_argument("--out", help="JSON output (default benchmarks/results/speed.json, speed_quick.json "
                    "with --quick)")
     p.add_argument("--from-json", help="only print the table of an existing JSON result")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="before each round and each one-shot measurement, wait up to SECONDS for "
+                   "other processes to leave the CPUs idle (default 0: do not wait)")
+    p.add_argument("--quiet-threshold", type=float, default=0.10,
+                   help="busy fraction of all CPUs that counts as quiet (default 0.10)")
     p.add_argument("--settle", type=float, default=0.2,
                    help="seconds of pause before each timed run (lets other workers' threads go idle)")
     args = p.parse_args(argv)
