@@ -4,7 +4,7 @@ matrix-product lower bound, for fully-connected ReLU classifiers.
 
 Run by hand, never by the test suite::
 
-    python benchmarks/bench_speed.py              # full run (~15-20 min on 2 cores)
+    python benchmarks/bench_speed.py              # full run (~30 min on 2 cores)
     python benchmarks/bench_speed.py --quick      # a smaller run to iterate on (~2-3 min)
 
 What is measured (see benchmarks/README.md for the full description):
