@@ -46,8 +46,11 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
 
 def test_files_that_are_not_nndl_models_are_refused(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(CheckpointError, match="not an nndl model file"):
+    with pytest.raises(CheckpointError, match=r"not an nndl model file \(not an .npz archive\)$"):
         load_model(tmp_path / "text.npz")
+    np.save(tmp_path / "weights.npy", np.ones(3))
+    with pytest.raises(CheckpointError, match="not an .npz archive"):
+        load_model(tmp_path / "weights.npy")
     np.savez(tmp_path / "plain.npz", a=np.ones(3))
     with pytest.raises(CheckpointError, match="no nndl metadata"):
         load_model(tmp_path / "plain.npz")

@@ -98,6 +98,9 @@ def load_checkpoint(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    # Checked first: for a file that is not a zip, np.load's own error talks about pickles.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not an nndl model file (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
