@@ -25,11 +25,11 @@ import numbers
 
 import numpy as np
 
-from . import layer_utils, layers
+from . import layer_utils
 from . import layers as L
 from ._parallel import add_scaled
 from ._validation import (
-    check_choice, check_features, check_finite, check_hidden_dims, check_labels, check_nonneg_float,
+    check_choice, check_features, check_finite, check_hidden_dims, check_nonneg_float,
     check_positive_float, check_positive_int, check_probability,
 )
 from .layer_utils import *  # noqa: F401,F403 - the course notebooks get the layers from here
@@ -37,7 +37,7 @@ from .layer_utils import NORMALIZATIONS, hidden_block_backward, hidden_block_for
 from .layers import *  # noqa: F401,F403
 
 # `from nndl.fc_net import *` must also bring the layer functions, as the course notebooks use it.
-__all__ = ["FullyConnectedNet", "TwoLayerNet"] + layers.__all__ + layer_utils.__all__
+__all__ = ["FullyConnectedNet", "TwoLayerNet"] + L.__all__ + layer_utils.__all__
 
 
 def _check_seed(seed):
@@ -168,8 +168,6 @@ class FullyConnectedNet:
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.
         X = check_features("X", X, self.input_dim, finite=False)
-        if y is not None:
-            y = check_labels("y", y, X.shape[0], self.num_classes)
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
         mode = "test" if y is None else "train"
@@ -194,7 +192,7 @@ class FullyConnectedNet:
         if y is None:
             return scores
 
-        loss, dout = L.softmax_loss(scores, y)
+        loss, dout = L.softmax_loss(scores, y)  # checks y: integer, length N, in [0, C)
         grads = {}
         dout, grads[f"W{last}"], grads[f"b{last}"] = L.affine_backward(dout, last_cache)
         for i in range(last - 1, 0, -1):
