@@ -223,3 +223,17 @@ def test_whole_valued_float_labels_are_accepted():
     model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
     loss, _ = model.loss(np.zeros((2, 4)), np.array([0.0, 2.0]))
     assert np.isfinite(loss)
+
+
+def test_penalty_grads_false_leaves_only_reg_w_out_of_the_weight_gradients():
+    model = FullyConnectedNet([6, 5], input_dim=4, num_classes=3, reg=0.7, weight_scale=0.3,
+                              normalization="batchnorm", dtype=np.float64, seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 4)), rng.integers(3, size=8)
+    loss, grads = model.loss(X, y)
+    loss_no, grads_no = model.loss(X, y, penalty_grads=False)
+    assert loss_no == loss  # the loss still holds the penalty
+    assert model.penalized_params == ("W1", "W2", "W3")
+    for name, g in grads.items():
+        expected = g - model.reg * model.params[name] if name in model.penalized_params else g
+        np.testing.assert_allclose(grads_no[name], expected, rtol=1e-12, atol=1e-14)

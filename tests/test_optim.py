@@ -85,3 +85,26 @@ def test_registry_error_lists_valid_names():
     with pytest.raises(ValueError, match="update_rule must be one of adam, rmsprop, sgd, "
                                          "sgd_momentum, sgd_nesterov_momentum; got 'sqd'"):
         get_update_rule("sqd")
+
+
+@pytest.mark.parametrize("name", sorted(UPDATE_RULES))
+def test_weight_decay_equals_adding_the_l2_gradient_first(name):
+    rng = np.random.default_rng(1)
+    rule = get_update_rule(name)
+    w0 = rng.standard_normal((7, 5))
+    dws = [rng.standard_normal(w0.shape) for _ in range(4)]
+    wd = 0.3
+    w_ref, c_ref = w0.copy(), {"learning_rate": 0.05}
+    w_dec, c_dec = w0.copy(), {"learning_rate": 0.05, "weight_decay": wd}
+    for dw in dws:
+        w_ref, c_ref = rule(w_ref, dw + wd * w_ref, c_ref)
+        dw_before = dw.copy()
+        w_dec, c_dec = rule(w_dec, dw, c_dec)
+        np.testing.assert_array_equal(dw, dw_before)  # the gradient is not consumed
+    np.testing.assert_allclose(w_dec, w_ref, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(w_dec, w0)
+
+
+def test_weight_decay_defaults_to_zero():
+    _, config = sgd(np.ones(2), np.ones(2))
+    assert config["weight_decay"] == 0.0

@@ -176,3 +176,32 @@ def test_batchnorm_running_averages_of_the_best_epoch_are_restored():
     best = max(range(len(snapshots)), key=lambda i: (snapshots[i][0], -i))
     np.testing.assert_array_equal(model.bn_params[0]["running_mean"], snapshots[best][1])
     assert solver.check_accuracy(solver.X_val, solver.y_val) == solver.best_val_acc
+
+
+@pytest.mark.parametrize("rule", ["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize("extra_decay", [0.0, 0.01])
+def test_l2_through_the_update_rule_trains_exactly_as_the_models_gradient(rule, extra_decay):
+    # The Solver's fast path hands the L2 term to nndl's rule as weight_decay; a rule of the
+    # caller's own (here the same rule behind a lambda) gets the model's full gradient.
+    from nndl import optim
+
+    histories, params = [], []
+    for update_rule in (rule, lambda w, dw, c, f=optim.UPDATE_RULES[rule]: f(w, dw, c)):
+        model = small_model(reg=0.05, dtype=np.float64)
+        config = {"learning_rate": 0.05}
+        if extra_decay:
+            config["weight_decay"] = extra_decay
+        solver = Solver(model, blobs(), update_rule=update_rule, optim_config=config,
+                        num_epochs=2, batch_size=50, verbose=False, seed=0)
+        solver.train()
+        histories.append(solver.loss_history)
+        params.append(model.params)
+    assert solver._l2_in_update is False  # the lambda took the model's full gradient
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-10)
+    for name in params[0]:
+        np.testing.assert_allclose(params[0][name], params[1][name], rtol=1e-9, atol=1e-12)
+
+
+def test_negative_weight_decay_is_rejected():
+    with pytest.raises(ValueError, match="weight_decay"):
+        Solver(small_model(), blobs(), optim_config={"weight_decay": -1.0}, verbose=False)

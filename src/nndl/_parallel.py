@@ -1,42 +1,59 @@
-"""Run elementwise kernels on large arrays in parallel, one flat chunk per core.
+"""Run elementwise kernels over large arrays block by block, optionally on several threads.
 
-NumPy's elementwise ufuncs use one core, while the matrix products around them use all of
-them; on a weight matrix of millions of entries an update rule (Adam: about ten ufuncs) then
-costs as much as the products. The ufuncs release the GIL, so running the same kernel on
-disjoint chunks from a few threads uses every core. Kernels must be elementwise and work in
-place on the chunks they are given (``out=`` arguments and in-place operators), so that
-writing to a chunk writes to the caller's array.
+An update rule is a chain of about ten NumPy operations over each weight matrix. Run one after
+another over a whole 3072x1024 matrix, every operation streams 12 MiB through main memory;
+run over blocks of ``BLOCK`` elements, the whole chain works on data that is still in the
+core's cache, and only the first read and the last write of each block go to memory. That is
+what this module does for ``nndl.optim`` and the L2 term of ``nndl.fc_net``.
 
-The thread count is ``$NNDL_NUM_THREADS`` if set, else the number of cores this process may
-run on. Worker processes that each get one core (parallel hyperparameter search) should set
-``NNDL_NUM_THREADS=1``, as they do for the BLAS.
+Contract
+--------
+``elementwise(kernel, *arrays, **scalars)`` calls ``kernel(*blocks, tmp=(t1, t2), **scalars)``
+on matching flat blocks of ``arrays``. Kernels must be elementwise and write their results
+in place into the blocks they are given (``out=`` arguments and in-place operators), so that
+writing to a block writes to the caller's array. ``t1`` and ``t2`` are scratch arrays of the
+block's size and dtype, reused between calls: kernels may overwrite them freely and must not
+keep them. Arrays that are not all C-contiguous of one size and dtype are passed whole, with
+fresh scratch arrays.
+
+Threads: ``$NNDL_NUM_THREADS`` (default 1) threads share the blocks of arrays of at least
+``PARALLEL_MIN`` elements. The default is one because on a 2-core machine the BLAS's worker
+thread keeps spinning on the second core for a while after every matrix product, so a second
+elementwise thread mostly waits for it (measured: ``benchmarks/README.md``).
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Below this many elements per chunk, handing work to a thread costs more than it saves
-# (measured: a 3072x100 weight updated in two threads was slower than in one).
-MIN_CHUNK = 1 << 19
+# 64Ki float32 elements = 256 KiB per array: a kernel's few blocks plus its two scratch
+# blocks fit in a 1 MiB L2 cache, and a block is long enough that NumPy's per-call overhead
+# (about a microsecond) is small next to the work. Measured on Adam for a 3072-1024-512-10
+# net: 16Ki 12.6 ms, 64Ki 10.9 ms, 256Ki 10.2 ms, unblocked 12.3 ms per step (same run).
+BLOCK = 1 << 16
+
+# Below this many elements handing blocks to other threads costs more than it saves.
+PARALLEL_MIN = 1 << 20
 
 _pool = None
 _pool_pid = None
+_local = threading.local()
 
 
 def num_threads():
-    """Threads for elementwise kernels: ``$NNDL_NUM_THREADS`` or the usable cores."""
+    """Threads for elementwise kernels: ``$NNDL_NUM_THREADS``, default 1."""
     value = os.environ.get("NNDL_NUM_THREADS")
-    if value:
-        try:
-            return max(int(value), 1)
-        except ValueError:
-            raise ValueError(f"NNDL_NUM_THREADS must be a positive integer, got {value!r}") from None
+    if not value:
+        return 1
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"NNDL_NUM_THREADS must be a positive integer, got {value!r}")
+    return threads
 
 
 def _get_pool(threads):
@@ -48,37 +65,64 @@ def _get_pool(threads):
     return _pool
 
 
+def _scratch(dtype):
+    """Two scratch blocks of ``dtype`` owned by the calling thread (so threads never share)."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    pair = buffers.get(dtype)
+    if pair is None:
+        pair = buffers[dtype] = (np.empty(BLOCK, dtype), np.empty(BLOCK, dtype))
+    return pair
+
+
+def _run_blocks(kernel, flat, starts, scalars):
+    t1, t2 = _scratch(flat[0].dtype)
+    for lo in starts:
+        blocks = [f[lo:lo + BLOCK] for f in flat]
+        n = blocks[0].size
+        kernel(*blocks, tmp=(t1[:n], t2[:n]), **scalars)
+
+
 def elementwise(kernel, *arrays, **scalars):
-    """Call ``kernel(*chunks, **scalars)`` on matching chunks of ``arrays``.
+    """Call ``kernel(*blocks, tmp=(t1, t2), **scalars)`` over matching blocks of ``arrays``.
 
     Parameters
     ----------
     kernel : callable
-        Elementwise and in place: it must write its results into the chunks it is given.
+        Elementwise and in place: it must write its results into the blocks it is given.
     *arrays : ndarray
-        Arrays of the same size. They are split only when all are C-contiguous and large;
-        otherwise ``kernel`` is called once on the whole arrays.
+        Arrays of the same size. They are split into blocks only when all are C-contiguous
+        and of one dtype; otherwise ``kernel`` is called once on the whole arrays.
     **scalars
         Passed to every call unchanged.
     """
-    n = arrays[0].size
-    chunks = min(num_threads(), n // MIN_CHUNK)
-    if chunks < 2 or not all(a.flags.c_contiguous and a.size == n for a in arrays):
-        kernel(*arrays, **scalars)
+    first = arrays[0]
+    n = first.size
+    if not all(a.flags.c_contiguous and a.size == n and a.dtype == first.dtype for a in arrays):
+        kernel(*arrays, tmp=(np.empty(first.shape, first.dtype), np.empty(first.shape, first.dtype)),
+               **scalars)
         return
     flat = [a.reshape(-1) for a in arrays]
-    bounds = np.linspace(0, n, chunks + 1).astype(int)
-    pool = _get_pool(chunks)
-    futures = [pool.submit(kernel, *(f[lo:hi] for f in flat), **scalars)
-               for lo, hi in zip(bounds[:-1], bounds[1:])]
+    starts = range(0, n, BLOCK)
+    threads = min(num_threads(), len(starts)) if n >= PARALLEL_MIN else 1
+    if threads < 2:
+        _run_blocks(kernel, flat, starts, scalars)
+        return
+    # Interleaved blocks: every thread gets work from every array, and the shares differ by
+    # at most one block.
+    pool = _get_pool(threads)
+    futures = [pool.submit(_run_blocks, kernel, flat, starts[i::threads], scalars)
+               for i in range(threads)]
     for future in futures:
         future.result()
 
 
-def _add_scaled_kernel(out, x, scale):
-    out += scale * x
+def _add_scaled_kernel(out, x, scale, tmp):
+    np.multiply(x, scale, out=tmp[0])
+    out += tmp[0]
 
 
 def add_scaled(out, x, scale):
-    """``out += scale * x`` in place, in parallel chunks for large arrays."""
+    """``out += scale * x`` in place, block by block."""
     elementwise(_add_scaled_kernel, out, x, scale=scale)

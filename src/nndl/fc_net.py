@@ -9,6 +9,11 @@ softmax loss plus the L2 penalty ``0.5 * reg * sum(W**2)`` over weight matrices 
 biases, gamma or beta). ``reg`` is read at every call, so ``model.reg = 1.0`` takes effect at
 once. Any object with ``params`` and ``loss`` can be trained by ``nndl.solver.Solver``.
 
+Optionally (the Solver's fast path): ``penalized_params`` names the parameters the L2 penalty
+covers, and ``loss(X, y, penalty_grads=False)`` returns the same loss but leaves ``reg * W``
+out of their gradients, for an update rule to add with ``weight_decay=reg`` in the same pass
+over memory as the update itself (see ``nndl.optim``).
+
 The architecture for L layers is::
 
     {affine - [batchnorm | layernorm] - activation - [dropout]} x (L - 1) - affine - softmax
@@ -148,7 +153,12 @@ class FullyConnectedNet:
 
     # ------------------------------------------------------------------ forward/backward
 
-    def loss(self, X, y=None):
+    @property
+    def penalized_params(self):
+        """Names of the parameters the L2 penalty covers: the weight matrices."""
+        return tuple(f"W{i}" for i in range(1, self.num_layers + 1))
+
+    def loss(self, X, y=None, penalty_grads=True):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -157,6 +167,9 @@ class FullyConnectedNet:
             Inputs with d_1 * ... * d_k == input_dim.
         y : ndarray of int, shape (N,), optional
             Labels in [0, num_classes).
+        penalty_grads : bool
+            False leaves the L2 term ``reg * W`` out of the weight gradients (the returned
+            loss still includes the penalty); the caller's update rule must add it.
 
         Returns
         -------
@@ -206,7 +219,8 @@ class FullyConnectedNet:
                 w = p[f"W{i}"]
                 flat = w.ravel()
                 loss += 0.5 * self.reg * float(np.dot(flat, flat))
-                add_scaled(grads[f"W{i}"], w, self.reg)
+                if penalty_grads:
+                    add_scaled(grads[f"W{i}"], w, self.reg)
         return loss, grads
 
     def predict(self, X, batch_size=4096):

@@ -16,11 +16,16 @@ adam              learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-
                   m, v, t (t is incremented before the bias correction)
 ================  ===========================================================
 
+Every rule also takes ``weight_decay`` (default 0): the rule then follows the gradient
+``dw + weight_decay * w`` of an added ``0.5 * weight_decay * sum(w**2)`` (coupled L2, as
+PyTorch's ``weight_decay``). It gives the same update as adding the term to ``dw`` first, to
+float round-off, in fewer passes over memory; the Solver uses it for a model's L2 penalty.
+
 State arrays are created once, in ``w``'s dtype, on the first call. Rules update ``w`` and
-their state in place (large arrays in parallel chunks, see ``nndl._parallel``) and return ``w`` itself as ``next_w``; nothing is upcast, so float32
-stays float32. Callers must therefore not rely on the old ``w`` after an update (the
-Solver does not). ``get_update_rule(name)`` returns a rule or raises ``ValueError``
-listing the valid names.
+their state in place, block by block (see ``nndl._parallel``), and return ``w`` itself as
+``next_w``; ``dw`` is left unchanged and nothing is upcast, so float32 stays float32.
+Callers must therefore not rely on the old ``w`` after an update (the Solver does not).
+``get_update_rule(name)`` returns a rule or raises ``ValueError`` listing the valid names.
 """
 
 import numpy as np
@@ -39,8 +44,26 @@ def _state(config, key, w):
     return value
 
 
+def _gradient(w, dw, wd, out):
+    """``dw + wd * w`` written into ``out``, or ``dw`` itself (untouched) when ``wd`` is 0."""
+    if not wd:
+        return dw
+    np.multiply(w, wd, out=out)
+    out += dw
+    return out
+
+
+def _common(config, learning_rate):
+    """Fill the defaults every rule shares; return the config."""
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", learning_rate)
+    config.setdefault("weight_decay", 0.0)
+    return config
+
+
 def sgd(w, dw, config=None):
-    """Vanilla stochastic gradient descent: ``w -= learning_rate * dw``.
+    """Vanilla stochastic gradient descent: ``w -= learning_rate * (dw + weight_decay * w)``.
 
     Parameters
     ----------
@@ -52,95 +75,103 @@ def sgd(w, dw, config=None):
     next_w : ndarray, shape of w
     config : dict
     """
-    if config is None:
-        config = {}
-    config.setdefault("learning_rate", 1e-2)
-    elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"])
+    config = _common(config, 1e-2)
+    elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"], wd=config["weight_decay"])
     return w, config
 
 
-def _sgd_kernel(w, dw, lr):
-    w -= lr * dw
+def _sgd_kernel(w, dw, *, tmp, lr, wd):
+    t1 = tmp[0]
+    if wd:
+        # w - lr * (dw + wd * w) == (1 - lr * wd) * w - lr * dw: two passes over w, not three.
+        np.multiply(dw, -lr, out=t1)
+        w *= 1 - lr * wd
+        w += t1
+    else:
+        np.multiply(dw, lr, out=t1)
+        w -= t1
 
 
 def sgd_momentum(w, dw, config=None):
-    """SGD with momentum: ``v = momentum * v - lr * dw; w += v``."""
-    if config is None:
-        config = {}
-    config.setdefault("learning_rate", 1e-2)
+    """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``."""
+    config = _common(config, 1e-2)
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
-    elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"])
+    elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
+                wd=config["weight_decay"])
     return w, config
 
 
-def _momentum_kernel(w, dw, v, lr, mu):
+def _momentum_kernel(w, dw, v, *, tmp, lr, mu, wd):
+    g = _gradient(w, dw, wd, tmp[0])
     v *= mu
-    v -= lr * dw
+    np.multiply(g, lr, out=tmp[1])
+    v -= tmp[1]
     w += v
 
 
 def sgd_nesterov_momentum(w, dw, config=None):
     """Nesterov momentum in the look-ahead-free form.
 
-    ``v_new = momentum * v - lr * dw`` and ``w += v_new + momentum * (v_new - v)``, i.e.
-    ``w += (1 + momentum) * v_new - momentum * v``.
+    ``v_new = momentum * v - lr * g`` and ``w += v_new + momentum * (v_new - v)``, i.e.
+    ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
     """
-    if config is None:
-        config = {}
-    config.setdefault("learning_rate", 1e-2)
+    config = _common(config, 1e-2)
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
-    elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"])
+    elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
+                wd=config["weight_decay"])
     return w, config
 
 
-def _nesterov_kernel(w, dw, v, lr, mu):
-    w -= mu * v
+def _nesterov_kernel(w, dw, v, *, tmp, lr, mu, wd):
+    g = _gradient(w, dw, wd, tmp[0])  # before w changes: the decay uses the current weights
+    t2 = tmp[1]
+    np.multiply(v, mu, out=t2)
+    w -= t2
     v *= mu
-    v -= lr * dw
-    w += (1 + mu) * v
+    np.multiply(g, lr, out=t2)
+    v -= t2
+    np.multiply(v, 1 + mu, out=t2)
+    w += t2
 
 
 def rmsprop(w, dw, config=None):
     """RMSProp: a decaying average of squared gradients scales each step.
 
-    ``cache = decay * cache + (1 - decay) * dw**2; w -= lr * dw / (sqrt(cache) + eps)``.
+    ``cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)`` with
+    ``g = dw + weight_decay * w``.
     """
-    if config is None:
-        config = {}
-    config.setdefault("learning_rate", 1e-2)
+    config = _common(config, 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
     elementwise(_rmsprop_kernel, w, dw, cache, lr=config["learning_rate"],
-                decay=config["decay_rate"], eps=config["epsilon"])
+                decay=config["decay_rate"], eps=config["epsilon"], wd=config["weight_decay"])
     return w, config
 
 
-def _rmsprop_kernel(w, dw, cache, lr, decay, eps):
-    # One scratch array and in-place operations: every avoided pass over a weight-sized
-    # array is time saved.
-    tmp = np.multiply(dw, dw)
-    tmp *= 1 - decay
+def _rmsprop_kernel(w, dw, cache, *, tmp, lr, decay, eps, wd):
+    g = _gradient(w, dw, wd, tmp[0])
+    t2 = tmp[1]
+    np.multiply(g, g, out=t2)
+    t2 *= 1 - decay
     cache *= decay
-    cache += tmp
-    np.sqrt(cache, out=tmp)
-    tmp += eps
-    np.divide(dw, tmp, out=tmp)
-    tmp *= lr
-    w -= tmp
+    cache += t2
+    np.sqrt(cache, out=t2)
+    t2 += eps
+    np.divide(g, t2, out=t2)
+    t2 *= lr
+    w -= t2
 
 
 def adam(w, dw, config=None):
     """Adam with bias correction; ``t`` is incremented before it is used.
 
-    ``m = b1 m + (1 - b1) dw``; ``v = b2 v + (1 - b2) dw**2``; ``t += 1``;
-    ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
+    With ``g = dw + weight_decay * w``: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
+    ``t += 1``; ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
     """
-    if config is None:
-        config = {}
-    config.setdefault("learning_rate", 1e-3)
+    config = _common(config, 1e-3)
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
@@ -155,23 +186,25 @@ def adam(w, dw, config=None):
     # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)) with c1 = 1 - b1**t, c2 = 1 - b2**t.
     sqrt_c2 = (1 - b2 ** t) ** 0.5
     elementwise(_adam_kernel, w, dw, m, v, b1=b1, b2=b2, eps=config["epsilon"] * sqrt_c2,
-                step=config["learning_rate"] * sqrt_c2 / (1 - b1 ** t))
+                step=config["learning_rate"] * sqrt_c2 / (1 - b1 ** t), wd=config["weight_decay"])
     return w, config
 
 
-def _adam_kernel(w, dw, m, v, b1, b2, eps, step):
-    tmp = np.multiply(dw, 1 - b1)
-    m *= b1
-    m += tmp
-    np.multiply(dw, dw, out=tmp)
-    tmp *= 1 - b2
+def _adam_kernel(w, dw, m, v, *, tmp, b1, b2, eps, step, wd):
+    g = _gradient(w, dw, wd, tmp[0])
+    t2 = tmp[1]
+    np.multiply(g, g, out=t2)
+    t2 *= 1 - b2
     v *= b2
-    v += tmp
-    np.sqrt(v, out=tmp)
-    tmp += eps
-    np.divide(m, tmp, out=tmp)
-    tmp *= step
-    w -= tmp
+    v += t2
+    np.multiply(g, 1 - b1, out=t2)
+    m *= b1
+    m += t2
+    np.sqrt(v, out=t2)
+    t2 += eps
+    np.divide(m, t2, out=t2)
+    t2 *= step
+    w -= t2
 
 
 UPDATE_RULES = {

@@ -112,6 +112,13 @@ class Solver:
         if not isinstance(optim_config, dict):
             raise TypeError(f"optim_config must be a dict, got {optim_config!r}")
         self.optim_config = dict(optim_config)
+        self._base_weight_decay = check_nonneg_float(
+            "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
+        # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
+        # gradients and nndl's own update rule adds it as weight_decay, in the same pass over
+        # memory as the update. A rule of the caller's own may not know weight_decay.
+        self._l2_in_update = (self.update_rule in optim.UPDATE_RULES.values()
+                              and hasattr(model, "penalized_params"))
         self.lr_decay = check_nonneg_float("lr_decay", options["lr_decay"])
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
@@ -188,9 +195,17 @@ class Solver:
     def _step(self, t):
         """One gradient update on one minibatch."""
         idx = self._batch_indices(t)
-        loss, grads = self.model.loss(self.X_train[idx], self.y_train[idx])
+        model = self.model
+        if self._l2_in_update:
+            loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False)
+            # model.reg is read every step, as the model itself does.
+            decay = self._base_weight_decay + model.reg
+            for name in model.penalized_params:
+                self.optim_configs[name]["weight_decay"] = decay
+        else:
+            loss, grads = model.loss(self.X_train[idx], self.y_train[idx])
         self.loss_history.append(loss)
-        params = self.model.params
+        params = model.params
         for name, w in params.items():
             params[name], self.optim_configs[name] = self.update_rule(w, grads[name], self.optim_configs[name])
         return loss
