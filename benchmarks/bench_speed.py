@@ -54,11 +54,12 @@ WEIGHT_SCALE = 1e-2
 # does not depend on how an implementation splits the 49,000 examples.
 PREDICT_CHUNKS = (1024, 4096, 10000)
 
-TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_lowlevel", "torch", "torch_mallopt", "sklearn")
+TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_lowlevel", "products", "torch", "torch_mallopt",
+               "sklearn")
 PREDICT_IMPLS = ("nndl_solver", "nndl_lowlevel", "torch", "sklearn")  # same column names
 COLUMN_TITLES = {
     "nndl_solver": "nndl Solver", "nndl_solver_perm": "Solver perm",
-    "nndl_lowlevel": "nndl low", "torch": "torch", "torch_mallopt": "torch malloc",
+    "nndl_lowlevel": "nndl low", "products": "products", "torch": "torch", "torch_mallopt": "torch malloc",
     "sklearn": "sklearn",
 }
 # glibc settings equal to what nndl's Solver asks of malloc (nndl._memory.keep_freed_memory):
@@ -399,6 +400,31 @@ def worker_train(spec, chan):
                      what_is_timed=(f"Solver(sampling={sampling!r}).train(): one epoch of {steps} steps "
                                     f"plus its accuracy check on {n_check} train + {n_check} val samples"))
 
+    elif impl == "products":
+        # The floor of any NumPy implementation: gather each batch and run the step's matrix
+        # products (forward, weight gradients, input gradients but the first layer's) and
+        # nothing else: no bias, activation, loss or update.
+        model = build_nndl_model(arch)
+        weights = [model.params[f"W{i}"] for i in range(1, model.num_layers + 1)]
+        rng = np.random.default_rng(0)
+        dscores = (1e-3 * rng.standard_normal((BATCH, weights[-1].shape[1]))).astype(np.float32)
+
+        def epoch():
+            order = rng.permutation(X.shape[0])
+            for s in range(steps):
+                acts = [X[order[s * BATCH:(s + 1) * BATCH]]]
+                for w in weights:
+                    acts.append(acts[-1] @ w)
+                d = dscores
+                for i in range(len(weights) - 1, -1, -1):
+                    acts[i].T @ d
+                    if i:
+                        d = d @ weights[i].T
+        chan.serve(epoch)
+        final["what_is_timed"] = ("rng.permutation per epoch, X[idx] and the step's matrix products "
+                                  "(forward, weight gradients, input gradients but the first "
+                                  "layer's) on each batch; nothing else")
+
     elif impl == "nndl_lowlevel":
         final["keep_freed_memory"] = call_keep_freed_memory()
         model = build_nndl_model(arch)
@@ -407,20 +433,27 @@ def worker_train(spec, chan):
         configs = {name: {"learning_rate": LEARNING_RATE[rule]} for name in model.params}
         params = model.params
         losses = []
+        # The fast L2 path of nndl versions that have it: the rule adds reg * W (weight_decay).
+        fused = hasattr(model, "penalized_params")
+        if fused:
+            for name in model.penalized_params:
+                configs[name]["weight_decay"] = model.reg
+        loss_kwargs = {"penalty_grads": False} if fused else {}
 
         def epoch():
             order = rng.permutation(X.shape[0])
             for s in range(steps):
                 idx = order[s * BATCH:(s + 1) * BATCH]
-                loss, grads = model.loss(X[idx], y[idx])
+                loss, grads = model.loss(X[idx], y[idx], **loss_kwargs)
                 for name, w in params.items():
                     params[name], configs[name] = update(w, grads[name], configs[name])
             losses.append(loss)
         chan.serve(epoch)
         final.update(dtypes=dtype_report(model, configs), final_loss=float(losses[-1]) if losses else None,
                      what_is_timed=("hand loop (after nndl's keep_freed_memory() if it has one): "
-                                    "rng.permutation per epoch, model.loss(X[idx], y[idx]), "
-                                    "then the nndl.optim rule on every parameter"))
+                                    "rng.permutation per epoch, model.loss(X[idx], y[idx]) (with "
+                                    "penalty_grads=False and weight_decay=reg in the rule, if the "
+                                    "nndl version has them), then the nndl.optim rule on every parameter"))
 
     elif impl in ("torch", "torch_mallopt"):
         torch.set_num_threads(spec["threads"])
@@ -680,8 +713,10 @@ class Worker:
 
     def __init__(self, spec, args):
         env = dict(os.environ)
-        # nndl's own elementwise threads get the same count as the BLAS.
-        env["NNDL_NUM_THREADS"] = str(args.nndl_threads or spec.get("threads", 1))
+        # nndl's own elementwise threads: its default unless --nndl-threads asks otherwise.
+        env.pop("NNDL_NUM_THREADS", None)
+        if args.nndl_threads:
+            env["NNDL_NUM_THREADS"] = str(args.nndl_threads)
         if spec.get("impl") == "torch_mallopt":
             env.update(MALLOPT_ENV)
         env["PYTHONPATH"] = os.pathsep.join([str(Path(args.src).resolve())] +
@@ -946,7 +981,7 @@ def meta(args):
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name] + sys.argv), "note": args.note,
-        "threads": args.threads, "nndl_threads": args.nndl_threads or args.threads,
+        "threads": args.threads, "nndl_threads": args.nndl_threads or "nndl's default",
         "samples": args.samples, "batch": BATCH, "warmup": args.warmup,
         "reps": args.reps, "reg": REG, "weight_scale": WEIGHT_SCALE, "learning_rate": LEARNING_RATE,
         "src": str(Path(args.src).resolve()), "git_head": git("rev-parse", "HEAD"),
@@ -1022,6 +1057,8 @@ def report(results):
                  "sampling='permutation';")
     lines.append("  nndl low = hand loop of model.loss + nndl.optim rules (prediction: model.loss(X) in one call); "
                  "nndl/* ratios use the nndl Solver column")
+    lines.append("  products = gather each batch and run only its matrix products (no bias, activation, "
+                 "loss or update): the floor for NumPy code")
     lines.append("  torch malloc = torch with glibc told to keep freed memory (MALLOC_MMAP_THRESHOLD_=32 MiB, "
                  "MALLOC_TRIM_THRESHOLD_=1 GiB), as nndl's Solver does for itself")
     lines.append(f"  targets: nndl/torch <= {TARGET_VS_TORCH} (train and predict), train nndl/bound <= "
@@ -1031,7 +1068,7 @@ def report(results):
     lines.append("")
     head2 = f"{'ratios':30s}" + "".join(f"{h:>14s}" for h in (
         "Solver/torch", "perm/torch", "low/torch", "Solver/t.mal", "Solver/bound", "perm/bound",
-        "low/bound", "torch/bound", "t.mal/bound", "sklearn/torch"))
+        "low/bound", "prod/bound", "torch/bound", "t.mal/bound", "sklearn/torch"))
     lines.append(head2)
     lines.append("-" * len(head2))
     for row, entry in results["rows"].items():
@@ -1043,7 +1080,7 @@ def report(results):
                 ratio(impls.get("nndl_solver"), impls.get("torch_mallopt")),
                 ratio(impls.get("nndl_solver"), bound),
                 ratio(impls.get("nndl_solver_perm"), bound), ratio(impls.get("nndl_lowlevel"), bound),
-                ratio(torch_, bound), ratio(impls.get("torch_mallopt"), bound),
+                ratio(impls.get("products"), bound), ratio(torch_, bound), ratio(impls.get("torch_mallopt"), bound),
                 ratio(impls.get("sklearn"), torch_)]
         lines.append(f"{row:30s}" + "".join(f"{fmt_r(v):>14s}" for v in vals))
 
@@ -1138,7 +1175,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for every implementation (default 2)")
     p.add_argument("--nndl-threads", type=int,
-                   help="NNDL_NUM_THREADS for nndl's own elementwise threads (default: --threads)")
+                   help="NNDL_NUM_THREADS for nndl's own elementwise threads (default: unset, nndl's default)")
     p.add_argument("--quick", action="store_true",
                    help="quick run to iterate: 9,800 samples (49 steps), 3 reps, shorter GEMM timing")
     p.add_argument("--samples", type=int, help="training/prediction samples (default 49000; 9800 with --quick)")
