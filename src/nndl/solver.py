@@ -15,6 +15,12 @@ with the best validation accuracy (``best_params``, ``best_val_acc``) back into 
 together with that epoch's batchnorm running averages (``best_bn_stats``).
 A loss that becomes NaN or inf stops training with ``FloatingPointError``.
 
+L2: for a model with ``penalized_params`` (FullyConnectedNet, TwoLayerNet) and one of
+``nndl.optim``'s rules, the Solver asks the model for gradients without ``reg * W`` and has the
+rule add it (``weight_decay``), which saves passes over every weight matrix; the updates are
+the same to float round-off. A ``weight_decay`` in ``optim_config`` adds to the model's
+``reg`` on the weights and applies alone to the other parameters.
+
 Sampling: ``sampling='replacement'`` (default) draws each batch with replacement, as the course
 does; ``sampling='permutation'`` visits the training set in a fresh random order every epoch.
 With ``seed=None`` batches come from NumPy's global random state; an int or Generator
