@@ -142,3 +142,14 @@ def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
     with pytest.raises(CheckpointError, match="damaged.npz: the training state is incomplete or damaged"):
         solver.resume(tmp_path / "damaged.npz")
     assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
+
+
+def test_checkpoint_keeps_the_best_epochs_batchnorm_averages(tmp_path):
+    first = _solver(_net(), _toy_data(), num_epochs=2, checkpoint_name=str(tmp_path / "run")).train()
+    assert first.best_bn_stats and first.best_bn_stats[0]["running_mean"].any()
+    resumed = _solver(_net(), _toy_data(), num_epochs=4, resume_from=tmp_path / "run_epoch_2.npz")
+    assert len(resumed.best_bn_stats) == len(first.best_bn_stats)
+    for saved, restored in zip(first.best_bn_stats, resumed.best_bn_stats):
+        assert sorted(saved) == sorted(restored)
+        for key in saved:
+            np.testing.assert_array_equal(restored[key], saved[key])

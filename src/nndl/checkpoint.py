@@ -15,6 +15,7 @@ the target only when complete: a crash mid-write leaves the previous file intact
 A Solver checkpoint (``save_solver_checkpoint``) is a model file plus the training state:
 the epoch, every parameter's optimizer config (arrays as ``optim/...``, scalars such as the
 decayed learning rate in the JSON), the histories, the best parameters so far (``best/<name>``)
+and that epoch's batchnorm averages (``bestbn/<layer>/<key>``),
 and, when the Solver draws from its own ``np.random.Generator``, that generator's state.
 ``restore_solver_checkpoint(solver, path)`` (what ``Solver(..., resume_from=path)`` calls) puts
 all of it back, so training resumed from the checkpoint of epoch k continues exactly as the
@@ -178,6 +179,10 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
                 scalars[name][key] = value
     for name, value in solver.best_params.items():
         arrays[f"best/{name}"] = value
+    # The best epoch's batchnorm averages go with its parameters (Solver.train restores both).
+    for i, stats in enumerate(getattr(solver, "best_bn_stats", [])):
+        for key, value in stats.items():
+            arrays[f"bestbn/{i}/{key}"] = value
     rng = solver.rng
     rng_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
     meta = _meta(solver.model, class_names, solver=dict(
@@ -252,6 +257,12 @@ def restore_solver_checkpoint(solver, path):
         setattr(solver, key, values)
     solver.best_params = {k[5:]: v.astype(model.dtype, copy=False) for k, v in arrays.items()
                           if k.startswith("best/")}
+    best_bn = {}
+    for k, v in arrays.items():
+        if k.startswith("bestbn/"):
+            _, i, key = k.split("/", 2)
+            best_bn.setdefault(int(i), {})[key] = v.astype(model.dtype, copy=False)
+    solver.best_bn_stats = [best_bn[i] for i in sorted(best_bn)]
     rng_state = state.get("rng_state")
     if (rng_state is not None and isinstance(solver.rng, np.random.Generator)
             and rng_state.get("bit_generator") == type(solver.rng.bit_generator).__name__):
