@@ -1133,35 +1133,29 @@ def _suggest_fixed(trial, space):
 
 @contextmanager
 def _blas_threads(threads):
-    """Limit this process's BLAS threads (and nndl's own elementwise threads) while searching."""
+    """Limit this process's BLAS threads while searching."""
     if threads is None:
         yield
         return
-    # nndl's elementwise kernels read this at every call, so setting it here takes effect.
-    previous = os.environ.get("NNDL_NUM_THREADS")
-    os.environ["NNDL_NUM_THREADS"] = str(threads)
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            warnings.warn("threads= needs threadpoolctl to limit the BLAS in this process "
-                          "(pip install 'nndl[search]'); BLAS threads left as they are")
-            yield
-            return
-        with threadpool_limits(limits=threads, user_api="blas"):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("NNDL_NUM_THREADS", None)
-        else:
-            os.environ["NNDL_NUM_THREADS"] = previous
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        warnings.warn("threads= needs threadpoolctl to limit the BLAS in this process "
+                      "(pip install 'nndl[search]'); BLAS threads left as they are")
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def _blas_env(threads):
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NNDL_NUM_THREADS"):
+                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[var] = str(threads)
+    # nndl's own elementwise kernels stay on one thread (their default) in every worker, even
+    # if this process was started with more.
+    env["NNDL_NUM_THREADS"] = "1"
     return env
 
 
