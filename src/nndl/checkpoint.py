@@ -180,7 +180,7 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
     for name, value in solver.best_params.items():
         arrays[f"best/{name}"] = value
     # The best epoch's batchnorm averages go with its parameters (Solver.train restores both).
-    for i, stats in enumerate(getattr(solver, "best_bn_stats", [])):
+    for i, stats in enumerate(solver.best_bn_stats):
         for key, value in stats.items():
             arrays[f"bestbn/{i}/{key}"] = value
     rng = solver.rng

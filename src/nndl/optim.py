@@ -53,6 +53,23 @@ def _gradient(w, dw, wd, out):
     return out
 
 
+def _average_square(avg, g, decay, t):
+    """``avg = decay * avg + (1 - decay) * g**2`` in place (``t``: scratch)."""
+    np.multiply(g, g, out=t)
+    t *= 1 - decay
+    avg *= decay
+    avg += t
+
+
+def _scaled_step(w, num, avg, eps, step, t):
+    """``w -= step * num / (sqrt(avg) + eps)`` in place (``t``: scratch)."""
+    np.sqrt(avg, out=t)
+    t += eps
+    np.divide(num, t, out=t)
+    t *= step
+    w -= t
+
+
 def _common(config, learning_rate):
     """Fill the defaults every rule shares; return the config."""
     if config is None:
@@ -153,16 +170,8 @@ def rmsprop(w, dw, config=None):
 
 def _rmsprop_kernel(w, dw, cache, *, tmp, lr, decay, eps, wd):
     g = _gradient(w, dw, wd, tmp[0])
-    t2 = tmp[1]
-    np.multiply(g, g, out=t2)
-    t2 *= 1 - decay
-    cache *= decay
-    cache += t2
-    np.sqrt(cache, out=t2)
-    t2 += eps
-    np.divide(g, t2, out=t2)
-    t2 *= lr
-    w -= t2
+    _average_square(cache, g, decay, tmp[1])
+    _scaled_step(w, g, cache, eps, lr, tmp[1])
 
 
 def adam(w, dw, config=None):
@@ -193,18 +202,11 @@ def adam(w, dw, config=None):
 def _adam_kernel(w, dw, m, v, *, tmp, b1, b2, eps, step, wd):
     g = _gradient(w, dw, wd, tmp[0])
     t2 = tmp[1]
-    np.multiply(g, g, out=t2)
-    t2 *= 1 - b2
-    v *= b2
-    v += t2
+    _average_square(v, g, b2, t2)
     np.multiply(g, 1 - b1, out=t2)
     m *= b1
     m += t2
-    np.sqrt(v, out=t2)
-    t2 += eps
-    np.divide(m, t2, out=t2)
-    t2 *= step
-    w -= t2
+    _scaled_step(w, m, v, eps, step, t2)
 
 
 UPDATE_RULES = {
