@@ -31,6 +31,7 @@ Results are printed as a table and written as JSON (``--out``).
 
 import argparse
 import datetime
+import inspect
 import json
 import os
 import platform
@@ -439,21 +440,26 @@ def worker_train(spec, chan):
             for name in model.penalized_params:
                 configs[name]["weight_decay"] = model.reg
         loss_kwargs = {"penalty_grads": False} if fused else {}
+        # Plain SGD in nndl versions that have sgd_steps: the weights step inside model.loss.
+        if fused and rule == "sgd" and "sgd_steps" in inspect.signature(model.loss).parameters:
+            loss_kwargs["sgd_steps"] = {name: (configs[name]["learning_rate"], model.reg)
+                                        for name in model.penalized_params}
 
         def epoch():
             order = rng.permutation(X.shape[0])
             for s in range(steps):
                 idx = order[s * BATCH:(s + 1) * BATCH]
                 loss, grads = model.loss(X[idx], y[idx], **loss_kwargs)
-                for name, w in params.items():
-                    params[name], configs[name] = update(w, grads[name], configs[name])
+                for name, g in grads.items():
+                    params[name], configs[name] = update(params[name], g, configs[name])
             losses.append(loss)
         chan.serve(epoch)
         final.update(dtypes=dtype_report(model, configs), final_loss=float(losses[-1]) if losses else None,
                      what_is_timed=("hand loop (after nndl's keep_freed_memory() if it has one): "
                                     "rng.permutation per epoch, model.loss(X[idx], y[idx]) (with "
                                     "penalty_grads=False and weight_decay=reg in the rule, if the "
-                                    "nndl version has them), then the nndl.optim rule on every parameter"))
+                                    "nndl version has them; for sgd, sgd_steps for the weights if it "
+                                    "has them), then the nndl.optim rule on every returned gradient"))
 
     elif impl in ("torch", "torch_mallopt"):
         torch.set_num_threads(spec["threads"])

@@ -237,3 +237,48 @@ def test_penalty_grads_false_leaves_only_reg_w_out_of_the_weight_gradients():
     for name, g in grads.items():
         expected = g - model.reg * model.params[name] if name in model.penalized_params else g
         np.testing.assert_allclose(grads_no[name], expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgd_steps_update_the_weights_as_sgd_on_their_gradients(dtype):
+    from nndl import optim
+
+    def make():
+        return FullyConnectedNet([6, 5], input_dim=4, num_classes=3, reg=0.7, weight_scale=0.3,
+                                 normalization="batchnorm", dtype=dtype, seed=0)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 4)).astype(dtype), rng.integers(3, size=8)
+    reference, stepped = make(), make()
+    loss, grads = reference.loss(X, y, penalty_grads=False)
+    steps = {"W1": (0.1, 0.7), "W3": (0.2, 0.0)}
+    loss_s, grads_s = stepped.loss(X, y, penalty_grads=False, sgd_steps=steps)
+    assert loss_s == pytest.approx(loss, rel=1e-12 if dtype == np.float64 else 1e-6)
+    assert set(grads_s) == set(grads) - set(steps)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for name, g in grads.items():
+        if name in steps:
+            lr, wd = steps[name]
+            expected, _ = optim.sgd(reference.params[name].copy(), g, {"learning_rate": lr, "weight_decay": wd})
+            np.testing.assert_allclose(stepped.params[name], expected, **tol)
+            assert stepped.params[name].dtype == dtype
+        else:
+            np.testing.assert_allclose(grads_s[name], g, **tol)
+            np.testing.assert_array_equal(stepped.params[name], reference.params[name])
+
+
+@pytest.mark.parametrize("steps, y, error, message", [
+    ({"b1": (0.1, 0.0)}, True, ValueError, "only name weight matrices W1, W2; got 'b1'"),
+    ({"W1": 0.1}, True, ValueError, r"sgd_steps\['W1'\] must be a pair"),
+    ({"W1": ("fast", 0.0)}, True, ValueError, r"sgd_steps\['W1'\] must be a pair"),
+    ([("W1", (0.1, 0.0))], True, TypeError, "sgd_steps must be a dict"),
+    ({"W1": (0.1, 0.0)}, False, ValueError, "sgd_steps needs labels y"),
+])
+def test_bad_sgd_steps_are_rejected_before_any_weight_changes(steps, y, error, message):
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    X = np.ones((2, 4))
+    with pytest.raises(error, match=message):
+        model.loss(X, np.array([0, 1]) if y else None, sgd_steps=steps)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.params[name], value)

@@ -114,6 +114,24 @@ def test_affine_backward_gradient_check():
     assert db.shape == (5,)
 
 
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_affine_backward_w_step_takes_the_sgd_step_in_place(need_dx):
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((10, 2, 3)), rng.standard_normal((6, 5)), rng.standard_normal(5)
+    dout = rng.standard_normal((10, 5))
+    _, cache = affine_forward(x, w, b)
+    dx, dw, db = affine_backward(dout, cache)
+    w_before = w.copy()
+    dx_s, dw_s, db_s = affine_backward(dout, cache, need_dx=need_dx, w_step=(0.1, 0.5))
+    assert dw_s is None
+    np.testing.assert_allclose(w, (1 - 0.1 * 0.5) * w_before - 0.1 * dw, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(db_s, db)
+    if need_dx:  # formed from the weights before the step
+        np.testing.assert_array_equal(dx_s, dx)
+    else:
+        assert dx_s is None
+
+
 @pytest.mark.parametrize("forward, backward", [
     (relu_forward, relu_backward),
     (leaky_relu_forward, leaky_relu_backward),

@@ -196,8 +196,9 @@ def test_l2_through_the_update_rule_trains_exactly_as_the_models_gradient(rule, 
         solver.train()
         histories.append(solver.loss_history)
         params.append(model.params)
-        fast_path.append(solver._l2_in_update)
-    assert fast_path == [True, False]  # the lambda took the model's full gradient
+        fast_path.append((solver._l2_in_update, solver._sgd_in_backward))
+    # The lambda took the model's full gradient; plain SGD stepped inside model.loss.
+    assert fast_path == [(True, rule == "sgd"), (False, False)]
     np.testing.assert_allclose(histories[0], histories[1], rtol=1e-10)
     for name in params[0]:
         np.testing.assert_allclose(params[0][name], params[1][name], rtol=1e-9, atol=1e-12)

@@ -158,7 +158,7 @@ class FullyConnectedNet:
         """Names of the parameters the L2 penalty covers: the weight matrices."""
         return tuple(f"W{i}" for i in range(1, self.num_layers + 1))
 
-    def loss(self, X, y=None, penalty_grads=True):
+    def loss(self, X, y=None, penalty_grads=True, sgd_steps=None):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -170,14 +170,25 @@ class FullyConnectedNet:
         penalty_grads : bool
             False leaves the L2 term ``reg * W`` out of the weight gradients (the returned
             loss still includes the penalty); the caller's update rule must add it.
+        sgd_steps : dict, optional
+            ``{"W<i>": (learning_rate, weight_decay)}``: take an SGD step on these weight
+            matrices during backpropagation, ``W = (1 - learning_rate * weight_decay) * W -
+            learning_rate * dW``, instead of returning their gradients. ``dW`` is the data
+            loss's gradient alone: pass ``weight_decay=reg`` (plus any decay of your own) to
+            follow the penalized loss. The step runs inside the product that forms ``dW``, so
+            it costs no pass over memory of its own; the Solver uses it for
+            ``update_rule='sgd'``. Needs ``y``; the loss returned is that of the weights before
+            the step.
 
         Returns
         -------
         scores : ndarray, shape (N, C)
             If ``y`` is None (test mode: dropout off, batchnorm uses running averages).
         loss, grads : float, dict
-            If ``y`` is given: the loss and the gradient of every entry of ``params``.
+            If ``y`` is given: the loss and the gradient of every entry of ``params``, except
+            the weights named in ``sgd_steps``.
         """
+        sgd_steps = self._check_sgd_steps(sgd_steps, y)
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.
         X = check_features("X", X, self.input_dim, finite=False)
@@ -206,22 +217,52 @@ class FullyConnectedNet:
             return scores
 
         loss, dout = L.softmax_loss(scores, y)  # checks y: integer, length N, in [0, C)
+        if self.reg:
+            # Before the backward pass: sgd_steps change the weights during it.
+            for i in range(1, last + 1):
+                flat = p[f"W{i}"].ravel()
+                loss += 0.5 * self.reg * float(np.dot(flat, flat))
+
         grads = {}
-        dout, grads[f"W{last}"], grads[f"b{last}"] = L.affine_backward(dout, last_cache)
+        dout, dw, grads[f"b{last}"] = L.affine_backward(dout, last_cache, w_step=sgd_steps.get(f"W{last}"))
+        if dw is not None:
+            grads[f"W{last}"] = dw
         for i in range(last - 1, 0, -1):
-            dout, dw, db, dgamma, dbeta = hidden_block_backward(dout, caches[i - 1], need_dx=i > 1)
-            grads[f"W{i}"], grads[f"b{i}"] = dw, db
+            dout, dw, db, dgamma, dbeta = hidden_block_backward(
+                dout, caches[i - 1], need_dx=i > 1, w_step=sgd_steps.get(f"W{i}"))
+            grads[f"b{i}"] = db
+            if dw is not None:
+                grads[f"W{i}"] = dw
             if self.normalization is not None:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
 
-        if self.reg:
+        if self.reg and penalty_grads:
             for i in range(1, last + 1):
-                w = p[f"W{i}"]
-                flat = w.ravel()
-                loss += 0.5 * self.reg * float(np.dot(flat, flat))
-                if penalty_grads:
-                    add_scaled(grads[f"W{i}"], w, self.reg)
+                if f"W{i}" in grads:
+                    add_scaled(grads[f"W{i}"], p[f"W{i}"], self.reg)
         return loss, grads
+
+    def _check_sgd_steps(self, sgd_steps, y):
+        """``sgd_steps`` as a dict of float pairs, checked; ``{}`` when None."""
+        if sgd_steps is None:
+            return {}
+        if y is None:
+            raise ValueError("sgd_steps needs labels y: there is no step to take when only scoring X")
+        if not isinstance(sgd_steps, dict):
+            raise TypeError(f"sgd_steps must be a dict {{'W<i>': (learning_rate, weight_decay)}}, "
+                            f"got {type(sgd_steps).__name__}")
+        checked = {}
+        for name, step in sgd_steps.items():
+            if name not in self.penalized_params:
+                raise ValueError(f"sgd_steps can only name weight matrices "
+                                 f"{', '.join(self.penalized_params)}; got {name!r}")
+            try:
+                learning_rate, weight_decay = (float(v) for v in step)
+            except (TypeError, ValueError):
+                raise ValueError(f"sgd_steps[{name!r}] must be a pair (learning_rate, weight_decay) "
+                                 f"of numbers, got {step!r}") from None
+            checked[name] = (learning_rate, weight_decay)
+        return checked
 
     def predict(self, X, batch_size=4096):
         """Predicted class of each example.

@@ -73,7 +73,7 @@ def hidden_block_forward(x, w, b, gamma=None, beta=None, norm=None, norm_param=N
     return out, (affine_cache, norm, norm_cache, activation, act_cache, drop_cache)
 
 
-def hidden_block_backward(dout, cache, need_dx=True):
+def hidden_block_backward(dout, cache, need_dx=True, w_step=None):
     """Gradients of ``hidden_block_forward``.
 
     Parameters
@@ -98,13 +98,7 @@ def hidden_block_backward(dout, cache, need_dx=True):
     dgamma = dbeta = None
     if norm is not None:
         dout, dgamma, dbeta = NORMALIZATIONS[norm][1](dout, norm_cache)
-    if need_dx:
-        dx, dw, db = L.affine_backward(dout, affine_cache)
-    else:
-        x, _, _ = affine_cache
-        dx = None
-        dw = x.reshape(x.shape[0], -1).T @ dout
-        db = dout.sum(axis=0)
+    dx, dw, db = L.affine_backward(dout, affine_cache, need_dx=need_dx, w_step=w_step)
     return dx, dw, db, dgamma, dbeta
 
 

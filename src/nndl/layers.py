@@ -15,6 +15,7 @@ labels ``y`` of shape (N,) and return ``(loss, dx)``, with the loss averaged ove
 
 import numpy as np
 
+from ._blas import gemm_tn_update
 from ._validation import check_labels
 
 __all__ = [
@@ -52,23 +53,37 @@ def affine_forward(x, w, b):
     return out, (x, w, b)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, need_dx=True, w_step=None):
     """Gradients of the affine layer.
 
     Parameters
     ----------
     dout : ndarray, shape (N, M)
     cache : tuple from ``affine_forward``
+    need_dx : bool
+        When False, skip the input gradient (``dx`` is None): a network's first layer has no
+        use for it and it costs as much as the weight gradient.
+    w_step : (float, float), optional
+        ``(learning_rate, weight_decay)``: instead of returning ``dw``, take the SGD step
+        ``w = (1 - learning_rate * weight_decay) * w - learning_rate * dw`` in place on the
+        forward's ``w`` (``dw`` is then None). It runs after ``dx`` is formed, in the product
+        that forms ``dw`` (see ``nndl._blas``), so ``dw`` is never stored.
 
     Returns
     -------
-    dx : ndarray, shape (N, d_1, ..., d_k)
-    dw : ndarray, shape (D, M)
+    dx : ndarray, shape (N, d_1, ..., d_k), or None
+    dw : ndarray, shape (D, M), or None
     db : ndarray, shape (M,)
     """
     x, w, _ = cache
-    dx = (dout @ w.T).reshape(x.shape)
-    dw = x.reshape(x.shape[0], -1).T @ dout
+    dx = (dout @ w.T).reshape(x.shape) if need_dx else None
+    x2d = x.reshape(x.shape[0], -1)
+    if w_step is None:
+        dw = x2d.T @ dout
+    else:
+        learning_rate, weight_decay = w_step
+        gemm_tn_update(x2d, dout, w, -learning_rate, 1 - learning_rate * weight_decay)
+        dw = None
     db = dout.sum(axis=0)
     return dx, dw, db
 

@@ -79,6 +79,10 @@ def _common(config, learning_rate):
     return config
 
 
+SGD_LEARNING_RATE = 1e-2
+"""``sgd``'s default learning rate."""
+
+
 def sgd(w, dw, config=None):
     """Vanilla stochastic gradient descent: ``w -= learning_rate * (dw + weight_decay * w)``.
 
@@ -92,7 +96,7 @@ def sgd(w, dw, config=None):
     next_w : ndarray, shape of w
     config : dict
     """
-    config = _common(config, 1e-2)
+    config = _common(config, SGD_LEARNING_RATE)
     elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"], wd=config["weight_decay"])
     return w, config
 

@@ -19,7 +19,9 @@ L2: for a model with ``penalized_params`` (FullyConnectedNet, TwoLayerNet) and o
 ``nndl.optim``'s rules, the Solver asks the model for gradients without ``reg * W`` and has the
 rule add it (``weight_decay``), which saves passes over every weight matrix; the updates are
 the same to float round-off. A ``weight_decay`` in ``optim_config`` adds to the model's
-``reg`` on the weights and applies alone to the other parameters.
+``reg`` on the weights and applies alone to the other parameters. With ``update_rule='sgd'``
+the model goes one step further and updates each weight matrix inside the matrix product
+that forms its gradient (``FullyConnectedNet.loss(..., sgd_steps=...)``).
 
 Sampling: ``sampling='replacement'`` (default) draws each batch with replacement, as the course
 does; ``sampling='permutation'`` visits the training set in a fresh random order every epoch.
@@ -28,6 +30,7 @@ With ``seed=None`` batches come from NumPy's global random state; an int or Gene
 """
 
 import copy
+import inspect
 import numbers
 
 import numpy as np
@@ -125,6 +128,10 @@ class Solver:
         # memory as the update. A rule of the caller's own may not know weight_decay.
         self._l2_in_update = (self.update_rule in optim.UPDATE_RULES.values()
                               and hasattr(model, "penalized_params"))
+        # Faster still for plain SGD: the model takes the weights' steps inside the products
+        # that form their gradients (FullyConnectedNet.loss's sgd_steps).
+        self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
+                                 and "sgd_steps" in inspect.signature(model.loss).parameters)
         self.lr_decay = check_nonneg_float("lr_decay", options["lr_decay"])
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
@@ -202,18 +209,25 @@ class Solver:
         """One gradient update on one minibatch."""
         idx = self._batch_indices(t)
         model = self.model
+        configs = self.optim_configs
         if self._l2_in_update:
-            loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False)
             # model.reg is read every step, as the model itself does.
             decay = self._base_weight_decay + model.reg
             for name in model.penalized_params:
-                self.optim_configs[name]["weight_decay"] = decay
+                configs[name]["weight_decay"] = decay
+            kwargs = {}
+            if self._sgd_in_backward:
+                # The weights' steps happen inside model.loss, which then leaves them out of grads.
+                kwargs["sgd_steps"] = {
+                    name: (configs[name].setdefault("learning_rate", optim.SGD_LEARNING_RATE), decay)
+                    for name in model.penalized_params}
+            loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False, **kwargs)
         else:
             loss, grads = model.loss(self.X_train[idx], self.y_train[idx])
         self.loss_history.append(loss)
         params = model.params
-        for name, w in params.items():
-            params[name], self.optim_configs[name] = self.update_rule(w, grads[name], self.optim_configs[name])
+        for name, dw in grads.items():
+            params[name], configs[name] = self.update_rule(params[name], dw, configs[name])
         return loss
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
