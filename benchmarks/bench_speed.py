@@ -55,16 +55,19 @@ WEIGHT_SCALE = 1e-2
 # does not depend on how an implementation splits the 49,000 examples.
 PREDICT_CHUNKS = (1024, 4096, 10000)
 
-TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_lowlevel", "products", "torch", "torch_mallopt",
-               "sklearn")
+TRAIN_IMPLS = ("nndl_solver", "nndl_solver_perm", "nndl_solver_2t", "nndl_lowlevel", "products", "torch",
+               "torch_mallopt", "sklearn")
 PREDICT_IMPLS = ("nndl_solver", "nndl_lowlevel", "torch", "sklearn")  # same column names
 COLUMN_TITLES = {
-    "nndl_solver": "nndl Solver", "nndl_solver_perm": "Solver perm",
+    "nndl_solver": "nndl Solver", "nndl_solver_perm": "Solver perm", "nndl_solver_2t": "Solver 2thr",
     "nndl_lowlevel": "nndl low", "products": "products", "torch": "torch", "torch_mallopt": "torch malloc",
     "sklearn": "sklearn",
 }
 # glibc settings equal to what nndl's Solver asks of malloc (nndl._memory.keep_freed_memory):
 # keep freed blocks up to 32 MiB for reuse instead of unmapping them after every step.
+# The recipe the README gives for large nets: OpenBLAS's idle workers go to sleep at once
+# instead of spinning on the other core, so a second elementwise thread of nndl's has it.
+TWO_THREAD_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "NNDL_NUM_THREADS": "2"}
 MALLOPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
                "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024)}
 TARGET_VS_TORCH, TARGET_VS_BOUND, TARGET_MEMORY = 0.8, 1.3, 1.5
@@ -381,11 +384,12 @@ def worker_train(spec, chan):
     steps = spec["samples"] // BATCH
     final = {"nndl_file": nndl.__file__, "threadpools": info, "steps_per_epoch": steps}
 
-    if impl in ("nndl_solver", "nndl_solver_perm"):
+    if impl in ("nndl_solver", "nndl_solver_perm", "nndl_solver_2t"):
         model = build_nndl_model(arch)
         n_check = min(200, spec["samples"])
         data = {"X_train": X, "y_train": y, "X_val": X[:n_check], "y_val": y[:n_check]}
         sampling = "permutation" if impl == "nndl_solver_perm" else "replacement"
+        final["env"] = {k: os.environ.get(k) for k in TWO_THREAD_ENV}
         solver = Solver(model, data, update_rule=rule,
                         optim_config={"learning_rate": LEARNING_RATE[rule]}, batch_size=BATCH,
                         num_epochs=spec["warmup"] + spec["reps"] + 1, verbose=False,
@@ -725,6 +729,8 @@ class Worker:
             env["NNDL_NUM_THREADS"] = str(args.nndl_threads)
         if spec.get("impl") == "torch_mallopt":
             env.update(MALLOPT_ENV)
+        if spec.get("impl") == "nndl_solver_2t":
+            env.update(TWO_THREAD_ENV)
         env["PYTHONPATH"] = os.pathsep.join([str(Path(args.src).resolve())] +
                                             ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.stderr = tempfile.TemporaryFile(mode="w+")
@@ -1061,6 +1067,8 @@ def report(results):
     lines.append("")
     lines.append("columns: nndl Solver = Solver(sampling='replacement', the default); Solver perm = "
                  "sampling='permutation';")
+    lines.append("  Solver 2thr = nndl Solver with OPENBLAS_THREAD_TIMEOUT=4 NNDL_NUM_THREADS=2 (README's "
+                 "recipe for large nets)")
     lines.append("  nndl low = hand loop of model.loss + nndl.optim rules (prediction: model.loss(X) in one call); "
                  "nndl/* ratios use the nndl Solver column")
     lines.append("  products = gather each batch and run only its matrix products (no bias, activation, "
@@ -1073,7 +1081,7 @@ def report(results):
     # All nndl variants against torch and the bound.
     lines.append("")
     head2 = f"{'ratios':30s}" + "".join(f"{h:>14s}" for h in (
-        "Solver/torch", "perm/torch", "low/torch", "Solver/t.mal", "Solver/bound", "perm/bound",
+        "Solver/torch", "perm/torch", "2thr/torch", "low/torch", "Solver/t.mal", "Solver/bound", "perm/bound",
         "low/bound", "prod/bound", "torch/bound", "t.mal/bound", "sklearn/torch"))
     lines.append(head2)
     lines.append("-" * len(head2))
@@ -1082,7 +1090,7 @@ def report(results):
         torch_ = impls.get("torch")
         bound = float(entry["bound_seconds"])
         vals = [ratio(impls.get("nndl_solver"), torch_), ratio(impls.get("nndl_solver_perm"), torch_),
-                ratio(impls.get("nndl_lowlevel"), torch_),
+                ratio(impls.get("nndl_solver_2t"), torch_), ratio(impls.get("nndl_lowlevel"), torch_),
                 ratio(impls.get("nndl_solver"), impls.get("torch_mallopt")),
                 ratio(impls.get("nndl_solver"), bound),
                 ratio(impls.get("nndl_solver_perm"), bound), ratio(impls.get("nndl_lowlevel"), bound),
