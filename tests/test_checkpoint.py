@@ -89,13 +89,15 @@ def _net():
                              dtype=np.float64, seed=0)
 
 
-def test_resumed_training_continues_exactly_like_an_uninterrupted_run(tmp_path):
+# sgd: the weights step inside model.loss (sgd_steps); adam: every parameter through the rule.
+@pytest.mark.parametrize("rule", ["adam", "sgd"])
+def test_resumed_training_continues_exactly_like_an_uninterrupted_run(tmp_path, rule):
     data = _toy_data()
-    full = _solver(_net(), data, num_epochs=4).train()
+    full = _solver(_net(), data, num_epochs=4, update_rule=rule).train()
 
-    first = _solver(_net(), data, num_epochs=2, checkpoint_name=str(tmp_path / "run")).train()
+    first = _solver(_net(), data, num_epochs=2, update_rule=rule, checkpoint_name=str(tmp_path / "run")).train()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_epoch_1.npz", "run_epoch_2.npz"]
-    resumed = _solver(_net(), data, num_epochs=4, resume_from=tmp_path / "run_epoch_2.npz")
+    resumed = _solver(_net(), data, num_epochs=4, update_rule=rule, resume_from=tmp_path / "run_epoch_2.npz")
     assert resumed.epoch == 2 and len(resumed.loss_history) == len(first.loss_history)
     assert resumed.optim_configs["W1"]["learning_rate"] == pytest.approx(1e-2 * 0.9 ** 2)
     resumed.train()

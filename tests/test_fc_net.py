@@ -282,3 +282,19 @@ def test_bad_sgd_steps_are_rejected_before_any_weight_changes(steps, y, error, m
         model.loss(X, np.array([0, 1]) if y else None, sgd_steps=steps)
     for name, value in before.items():
         np.testing.assert_array_equal(model.params[name], value)
+
+
+def test_sgd_steps_with_penalty_grads_follow_the_penalized_gradient():
+    # With penalty_grads=True (the default) the step follows dW + reg * W, as the gradient
+    # loss() would return for W does; weight_decay adds to it.
+    def make():
+        return FullyConnectedNet([5], input_dim=4, num_classes=3, reg=0.3, weight_scale=0.3,
+                                 dtype=np.float64, seed=0)
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((6, 4)), rng.integers(3, size=6)
+    reference, stepped = make(), make()
+    _, grads = reference.loss(X, y)
+    stepped.loss(X, y, sgd_steps={"W1": (0.1, 0.2)})
+    expected = reference.params["W1"] - 0.1 * (grads["W1"] + 0.2 * reference.params["W1"])
+    np.testing.assert_allclose(stepped.params["W1"], expected, rtol=1e-12, atol=1e-14)

@@ -192,7 +192,7 @@ def test_l2_through_the_update_rule_trains_exactly_as_the_models_gradient(rule, 
         if extra_decay:
             config["weight_decay"] = extra_decay
         solver = Solver(model, blobs(), update_rule=update_rule, optim_config=config,
-                        num_epochs=2, batch_size=50, verbose=False, seed=0)
+                        num_epochs=2, batch_size=50, lr_decay=0.5, verbose=False, seed=0)
         solver.train()
         histories.append(solver.loss_history)
         params.append(model.params)

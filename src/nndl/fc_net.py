@@ -4,7 +4,8 @@ Contract
 --------
 A model has a flat ``params`` dict (``W1``, ``b1``, ..., ``gamma1``, ``beta1``, ...) and
 ``loss(X, y=None)``: without labels it returns class scores of shape (N, C); with labels it
-returns ``(loss, grads)`` where ``grads`` has exactly the keys of ``params``. The loss is the
+returns ``(loss, grads)`` where ``grads`` has exactly the keys of ``params`` (less the
+weights named in ``sgd_steps``, below). The loss is the
 softmax loss plus the L2 penalty ``0.5 * reg * sum(W**2)`` over weight matrices only (not
 biases, gamma or beta). ``reg`` is read at every call, so ``model.reg = 1.0`` takes effect at
 once. Any object with ``params`` and ``loss`` can be trained by ``nndl.solver.Solver``.
@@ -12,7 +13,10 @@ once. Any object with ``params`` and ``loss`` can be trained by ``nndl.solver.So
 Optionally (the Solver's fast path): ``penalized_params`` names the parameters the L2 penalty
 covers, and ``loss(X, y, penalty_grads=False)`` returns the same loss but leaves ``reg * W``
 out of their gradients, for an update rule to add with ``weight_decay=reg`` in the same pass
-over memory as the update itself (see ``nndl.optim``).
+over memory as the update itself (see ``nndl.optim``). ``loss(X, y, sgd_steps={"W1": (lr,
+wd), ...})`` goes further for plain SGD: those weight matrices take their step during
+backpropagation, inside the matrix product that forms their gradient (``nndl._blas``), and
+are left out of ``grads``.
 
 The architecture for L layers is::
 
@@ -172,13 +176,12 @@ class FullyConnectedNet:
             loss still includes the penalty); the caller's update rule must add it.
         sgd_steps : dict, optional
             ``{"W<i>": (learning_rate, weight_decay)}``: take an SGD step on these weight
-            matrices during backpropagation, ``W = (1 - learning_rate * weight_decay) * W -
-            learning_rate * dW``, instead of returning their gradients. ``dW`` is the data
-            loss's gradient alone: pass ``weight_decay=reg`` (plus any decay of your own) to
-            follow the penalized loss. The step runs inside the product that forms ``dW``, so
-            it costs no pass over memory of its own; the Solver uses it for
-            ``update_rule='sgd'``. Needs ``y``; the loss returned is that of the weights before
-            the step.
+            matrices during backpropagation, ``W -= learning_rate * (dW + weight_decay * W)``
+            with ``dW`` the gradient this call would otherwise return for ``W`` (so it holds
+            ``reg * W`` unless ``penalty_grads=False``), instead of returning it. The step
+            runs inside the product that forms ``dW``, so ``dW`` is never stored; the Solver
+            uses it for ``update_rule='sgd'``. Needs ``y``; the loss returned is that of the
+            weights before the step.
 
         Returns
         -------
@@ -188,7 +191,7 @@ class FullyConnectedNet:
             If ``y`` is given: the loss and the gradient of every entry of ``params``, except
             the weights named in ``sgd_steps``.
         """
-        sgd_steps = self._check_sgd_steps(sgd_steps, y)
+        sgd_steps = self._check_sgd_steps(sgd_steps, y, penalty_grads)
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.
         X = check_features("X", X, self.input_dim, finite=False)
@@ -242,8 +245,8 @@ class FullyConnectedNet:
                     add_scaled(grads[f"W{i}"], p[f"W{i}"], self.reg)
         return loss, grads
 
-    def _check_sgd_steps(self, sgd_steps, y):
-        """``sgd_steps`` as a dict of float pairs, checked; ``{}`` when None."""
+    def _check_sgd_steps(self, sgd_steps, y, penalty_grads):
+        """``sgd_steps`` checked, as ``{name: (learning_rate, total weight decay)}``; ``{}`` when None."""
         if sgd_steps is None:
             return {}
         if y is None:
@@ -261,7 +264,8 @@ class FullyConnectedNet:
             except (TypeError, ValueError):
                 raise ValueError(f"sgd_steps[{name!r}] must be a pair (learning_rate, weight_decay) "
                                  f"of numbers, got {step!r}") from None
-            checked[name] = (learning_rate, weight_decay)
+            # With penalty_grads the step follows dW + reg * W, as the returned gradient would.
+            checked[name] = (learning_rate, weight_decay + (self.reg if penalty_grads else 0.0))
         return checked
 
     def predict(self, X, batch_size=4096):

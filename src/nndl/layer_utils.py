@@ -83,11 +83,14 @@ def hidden_block_backward(dout, cache, need_dx=True, w_step=None):
     need_dx : bool
         When False, skip the input gradient (``dx`` is None): a network's first layer has no
         use for it and it costs as much as the weight gradient.
+    w_step : (float, float), optional
+        ``(learning_rate, weight_decay)``: take the SGD step on ``w`` in place instead of
+        returning ``dw`` (then None); see ``layers.affine_backward``.
 
     Returns
     -------
     dx : ndarray, shape (N, d_1, ..., d_k), or None
-    dw : ndarray, shape (D, M)
+    dw : ndarray, shape (D, M), or None
     db : ndarray, shape (M,)
     dgamma, dbeta : ndarray, shape (M,), or None without normalisation
     """

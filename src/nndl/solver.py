@@ -131,7 +131,7 @@ class Solver:
         # Faster still for plain SGD: the model takes the weights' steps inside the products
         # that form their gradients (FullyConnectedNet.loss's sgd_steps).
         self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
-                                 and "sgd_steps" in inspect.signature(model.loss).parameters)
+                                 and _accepts_keyword(model.loss, "sgd_steps"))
         self.lr_decay = check_nonneg_float("lr_decay", options["lr_decay"])
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
@@ -210,24 +210,26 @@ class Solver:
         idx = self._batch_indices(t)
         model = self.model
         configs = self.optim_configs
+        stepped = {}  # weights whose SGD step model.loss takes itself (then not in grads)
         if self._l2_in_update:
             # model.reg is read every step, as the model itself does.
             decay = self._base_weight_decay + model.reg
             for name in model.penalized_params:
                 configs[name]["weight_decay"] = decay
-            kwargs = {}
             if self._sgd_in_backward:
-                # The weights' steps happen inside model.loss, which then leaves them out of grads.
-                kwargs["sgd_steps"] = {
-                    name: (configs[name].setdefault("learning_rate", optim.SGD_LEARNING_RATE), decay)
-                    for name in model.penalized_params}
-            loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False, **kwargs)
+                stepped = {name: (configs[name].setdefault("learning_rate", optim.SGD_LEARNING_RATE), decay)
+                           for name in model.penalized_params}
+                loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False,
+                                         sgd_steps=stepped)
+            else:
+                loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False)
         else:
             loss, grads = model.loss(self.X_train[idx], self.y_train[idx])
         self.loss_history.append(loss)
         params = model.params
-        for name, dw in grads.items():
-            params[name], configs[name] = self.update_rule(params[name], dw, configs[name])
+        for name, w in params.items():
+            if name not in stepped:
+                params[name], configs[name] = self.update_rule(w, grads[name], configs[name])
         return loss
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
@@ -327,6 +329,14 @@ class Solver:
         from .checkpoint import restore_solver_checkpoint
 
         return restore_solver_checkpoint(self, path)
+
+
+def _accepts_keyword(function, name):
+    """True when ``function`` can be called with the keyword argument ``name``."""
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, say)
+        return False
 
 
 def _optional_positive_int(name, value):
