@@ -204,6 +204,14 @@ def test_l2_through_the_update_rule_trains_exactly_as_the_models_gradient(rule, 
         np.testing.assert_allclose(params[0][name], params[1][name], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("lr, error", [(None, TypeError), ("0.1", TypeError), (-0.1, ValueError),
+                                       (float("nan"), ValueError)])
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_bad_learning_rate_is_rejected_by_name(lr, error, rule):
+    with pytest.raises(error, match=r"optim_config\['learning_rate'\] must be"):
+        Solver(small_model(), blobs(), update_rule=rule, optim_config={"learning_rate": lr}, verbose=False)
+
+
 def test_negative_weight_decay_is_rejected():
     with pytest.raises(ValueError, match="weight_decay"):
         Solver(small_model(), blobs(), optim_config={"weight_decay": -1.0}, verbose=False)

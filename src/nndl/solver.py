@@ -123,6 +123,8 @@ class Solver:
         self.optim_config = dict(optim_config)
         self._base_weight_decay = check_nonneg_float(
             "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
+        if "learning_rate" in self.optim_config:
+            check_nonneg_float("optim_config['learning_rate']", self.optim_config["learning_rate"])
         # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
         # gradients and nndl's own update rule adds it as weight_decay, in the same pass over
         # memory as the update. A rule of the caller's own may not know weight_decay.
