@@ -65,11 +65,11 @@ COLUMN_TITLES = {
 }
 # glibc settings equal to what nndl's Solver asks of malloc (nndl._memory.keep_freed_memory):
 # keep freed blocks up to 32 MiB for reuse instead of unmapping them after every step.
+MALLOPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
+               "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024)}
 # The recipe the README gives for large nets: OpenBLAS's idle workers go to sleep at once
 # instead of spinning on the other core, so a second elementwise thread of nndl's has it.
 TWO_THREAD_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "NNDL_NUM_THREADS": "2"}
-MALLOPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
-               "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024)}
 TARGET_VS_TORCH, TARGET_VS_BOUND, TARGET_MEMORY = 0.8, 1.3, 1.5
 
 

@@ -255,10 +255,11 @@ class FullyConnectedNet:
             raise TypeError(f"sgd_steps must be a dict {{'W<i>': (learning_rate, weight_decay)}}, "
                             f"got {type(sgd_steps).__name__}")
         checked = {}
+        weights = self.penalized_params
         for name, step in sgd_steps.items():
-            if name not in self.penalized_params:
+            if name not in weights:
                 raise ValueError(f"sgd_steps can only name weight matrices "
-                                 f"{', '.join(self.penalized_params)}; got {name!r}")
+                                 f"{', '.join(weights)}; got {name!r}")
             try:
                 learning_rate, weight_decay = (float(v) for v in step)
             except (TypeError, ValueError):

@@ -216,11 +216,12 @@ class Solver:
         if self._l2_in_update:
             # model.reg is read every step, as the model itself does.
             decay = self._base_weight_decay + model.reg
-            for name in model.penalized_params:
+            weights = model.penalized_params
+            for name in weights:
                 configs[name]["weight_decay"] = decay
             if self._sgd_in_backward:
                 stepped = {name: (configs[name].setdefault("learning_rate", optim.SGD_LEARNING_RATE), decay)
-                           for name in model.penalized_params}
+                           for name in weights}
                 loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False,
                                          sgd_steps=stepped)
             else:
