@@ -1,5 +1,7 @@
 """Tests for nndl.fc_net: the course's reference numbers, gradient checks, dtype and bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -215,8 +217,25 @@ def test_two_layer_net_rejects_a_list_of_hidden_dims():
 ])
 def test_loss_rejects_bad_input(X, y, error, message):
     model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
-    with pytest.raises(error, match=message):
-        model.loss(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the error alone, no NumPy warning first
+        with pytest.raises(error, match=message):
+            model.loss(X, y)
+
+
+def test_overflowed_scores_from_finite_input_warn_once_with_the_cause():
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
+    model.params["W1"][:] = 1e38  # 4 x 1e38 overflows float32
+    X = np.ones((3, 4))
+    with pytest.warns(RuntimeWarning, match="scores hold NaN or inf although X is finite") as record:
+        pred = model.predict(X)
+    assert len(record) == 1
+    assert pred.shape == (3,)
+    # With labels the loss itself shows it (the Solver stops on it): no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        loss, _ = model.loss(X, np.array([0, 1, 2]))
+    assert not np.isfinite(loss)
 
 
 def test_whole_valued_float_labels_are_accepted():
@@ -273,6 +292,9 @@ def test_sgd_steps_update_the_weights_as_sgd_on_their_gradients(dtype):
     ({"W1": ("fast", 0.0)}, True, ValueError, r"sgd_steps\['W1'\] must be a pair"),
     ([("W1", (0.1, 0.0))], True, TypeError, "sgd_steps must be a dict"),
     ({"W1": (0.1, 0.0)}, False, ValueError, "sgd_steps needs labels y"),
+    ({"W2": (float("nan"), 0.0)}, True, ValueError, r"sgd_steps\['W2'\] .* finite and >= 0, got \(nan, 0.0\)"),
+    ({"W1": (-0.1, 0.0)}, True, ValueError, r"sgd_steps\['W1'\] .* finite and >= 0"),
+    ({"W1": (0.1, float("inf"))}, True, ValueError, r"sgd_steps\['W1'\] .* finite and >= 0"),
 ])
 def test_bad_sgd_steps_are_rejected_before_any_weight_changes(steps, y, error, message):
     model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)

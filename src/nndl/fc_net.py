@@ -31,6 +31,7 @@ initialisation and fresh dropout masks, touching nothing global.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -201,7 +202,13 @@ class FullyConnectedNet:
         self.dropout_param["mode"] = mode
         for bn_param in self.bn_params:
             bn_param["mode"] = mode
+        # NaN/inf in X or overflowing parameters reach the scores, where they are reported
+        # once, clearly (below); NumPy's own warnings from inside every layer would bury that.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._forward_backward(X, y, penalty_grads, sgd_steps)
 
+    def _forward_backward(self, X, y, penalty_grads, sgd_steps):
+        """``loss``'s work on checked inputs: what ``loss`` returns."""
         p = self.params
         h, caches = X, []
         for i in range(1, self.num_layers):
@@ -215,7 +222,13 @@ class FullyConnectedNet:
         last = self.num_layers
         scores, last_cache = L.affine_forward(h, p[f"W{last}"], p[f"b{last}"])
         if not np.isfinite(scores).all():
-            check_finite("X", X)  # names bad input; otherwise the weights overflowed
+            check_finite("X", X)  # names bad input
+            if y is None:
+                # With labels the non-finite loss tells the caller (the Solver stops on it);
+                # scores alone would pass silently into argmax.
+                warnings.warn(f"the scores hold NaN or inf although X is finite: the activations "
+                              f"overflowed {self.dtype} (parameters that diverged in training, or "
+                              f"inputs far from unit scale)", RuntimeWarning, stacklevel=3)
         if y is None:
             return scores
 
@@ -265,6 +278,11 @@ class FullyConnectedNet:
             except (TypeError, ValueError):
                 raise ValueError(f"sgd_steps[{name!r}] must be a pair (learning_rate, weight_decay) "
                                  f"of numbers, got {step!r}") from None
+            if not (np.isfinite(learning_rate) and np.isfinite(weight_decay)
+                    and learning_rate >= 0 and weight_decay >= 0):
+                # A NaN or negative step would silently ruin the weights in place.
+                raise ValueError(f"sgd_steps[{name!r}] must be (learning_rate, weight_decay) with both "
+                                 f"finite and >= 0, got {step!r}")
             # With penalty_grads the step follows dW + reg * W, as the returned gradient would.
             checked[name] = (learning_rate, weight_decay + (self.reg if penalty_grads else 0.0))
         return checked

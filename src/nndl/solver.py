@@ -293,7 +293,11 @@ class Solver:
         num_iterations = self.num_epochs * iterations_per_epoch
         start = self.epoch * iterations_per_epoch
         for t in range(start, num_iterations):
-            loss = self._step(t)
+            # A diverging run overflows somewhere in the step; the loss check below reports
+            # that in one clear error, so NumPy's warnings from inside the layers would only
+            # bury it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = self._step(t)
             if not np.isfinite(loss):
                 lr = self.optim_configs[next(iter(self.optim_configs))].get("learning_rate")
                 raise FloatingPointError(
