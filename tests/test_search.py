@@ -144,7 +144,9 @@ def test_bad_toml_config(tmp_path, text, message):
     (["-p", "lerning_rate=1e-3"], "unknown hyperparameter 'lerning_rate'"),
     (["-p", "learning_rate=1e-1:1e-3:log"], "learning_rate range 0.1:0.001 is inverted"),
     (["-p", "reg=1e-3:1e-3:log"], "reg range 0.001:0.001 is empty"),
-    (["--trials", "0"], "trials must be an int >= 1, got 0"),
+    (["--trials", "0"], "argument --trials: expected a positive integer, got '0'"),
+    (["--heartbeat", "0"], "argument --heartbeat: expected a positive integer, got '0'"),
+    (["--timeout", "-5"], "argument --timeout: expected a number > 0, got '-5'"),
     (["--sampler", "grid"], "the grid sampler needs a list of values for learning_rate"),
 ])
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
@@ -155,6 +157,26 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
     assert not (tmp_path / "out" / "study.journal").exists()  # nothing touched before the check
 
 
+def test_storage_that_is_not_a_journal_is_refused_untouched(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my precious notes\n")
+    code = S.main(["--storage", str(notes), "--trials", "1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1
+    assert f"storage {notes} exists and is not an Optuna journal" in err
+    assert notes.read_text() == "my precious notes\n"
+
+
+def test_an_empty_file_or_an_existing_journal_is_accepted_as_storage(tmp_path):
+    empty = tmp_path / "empty.journal"
+    empty.touch()
+    S.open_storage(str(empty))
+    journal = tmp_path / "study.journal"
+    S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, storage=str(journal),
+             out=str(tmp_path / "out"), retrain=False, verbose=False)
+    assert len(load_trials(str(journal))) == 1
+
+
 def test_cli_unreachable_storage_as_a_subprocess(tmp_path):
     url = f"postgresql://nndl:secret@127.0.0.1:{free_port()}/nndl"  # nothing listens there
     proc = run_cli(["--storage", url, "--out", str(tmp_path), "--trials", "1"], timeout=60)
@@ -162,6 +184,16 @@ def test_cli_unreachable_storage_as_a_subprocess(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot open storage postgresql://nndl:***@127.0.0.1" in lines[0]
     assert "secret" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_another_study_may_not_overwrite_the_results_in_out(tmp_path):
+    S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path), retrain=False,
+             verbose=False)
+    before = (tmp_path / "summary.json").read_bytes()
+    with pytest.raises(S.SearchError, match="already holds the results of study 'nndl-search'"):
+        S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path),
+                 study_name="other", retrain=False, verbose=False)
+    assert (tmp_path / "summary.json").read_bytes() == before
 
 
 def test_joining_with_a_different_configuration_is_refused(tmp_path):

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import optim
+from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [
     "HYPERPARAMETERS", "DEFAULT_SPACE", "Range", "Choices", "Fixed", "SearchError",
@@ -605,6 +606,24 @@ def _with_postgres_driver(url):
     return f"postgresql{sep}{rest}"
 
 
+def _is_journal_or_new(path):
+    """True when ``path`` does not exist, is empty, or starts with an Optuna journal record."""
+    limit = 1 << 20
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(limit)
+    except OSError:
+        return True  # missing (a new journal) or unreadable (the open below says why)
+    if not first.strip():
+        return True
+    try:
+        record = json.loads(first)
+    except ValueError:
+        # A record longer than the limit was cut short; judge it by its key.
+        return len(first) == limit and b'"op_code"' in first
+    return isinstance(record, dict) and "op_code" in record
+
+
 def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
     """Open the Optuna storage a study lives in.
 
@@ -632,6 +651,10 @@ def open_storage(spec=None, out=DEFAULT_OUT, heartbeat=10):
             raise SearchError(f"cannot create the storage directory {directory}: {exc.strerror}") from None
         if os.path.isdir(path):
             raise SearchError(f"storage {path} is a directory; give a journal file path or a database URL")
+        if not _is_journal_or_new(path):
+            # Optuna would append its log to any file it is given: refuse before it does.
+            raise SearchError(f"storage {path} exists and is not an Optuna journal; give a new path, "
+                              f"an existing study's journal or a database URL")
         from optuna.storages.journal import JournalFileBackend
 
         try:
@@ -1244,6 +1267,8 @@ def search(space=None, *, trials=None, epochs=None, sampler=None, pruner=None, s
 def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, study_name, out,
             timeout, heartbeat, retrain, report_only, verbose, worker_index, t0, threads):
     label = _storage_label(storage, out)
+    if worker_index is None:
+        _check_out_is_ours(out, study_name)
     store = open_storage(storage, out, heartbeat)
     create = worker_index is None and not report_only
     study, config, created = _open_study(store, study_name, requested if create else None,
@@ -1278,6 +1303,20 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     if verbose:
         _print_summary(result)
     return result
+
+
+def _check_out_is_ours(out, study_name):
+    """Refuse an ``out`` whose results (summary.json) belong to another study: writing ours
+    there would replace them."""
+    path = os.path.join(out, "summary.json")
+    try:
+        with open(path) as f:
+            previous = json.load(f).get("study_name")
+    except (OSError, ValueError, AttributeError):
+        return  # no results there yet (or none of ours to protect)
+    if previous is not None and previous != study_name:
+        raise SearchError(f"--out {out} already holds the results of study {previous!r} ({path}); "
+                          f"give study {study_name!r} another --out")
 
 
 def _run_worker_processes(storage, study_name, out, jobs, data_dir, deadline, heartbeat, verbose, threads):
@@ -1341,23 +1380,23 @@ def add_search_arguments(parser):
                         help="search NAME over SPEC: LOW:HIGH[:log][:N], A,B,C or a fixed value "
                              "(repeatable; see --list-params)")
     parser.add_argument("--list-params", action="store_true", help="list the hyperparameters and their defaults")
-    parser.add_argument("--trials", type=int, help="trials that do not fail, in total over all workers (default 30)")
-    parser.add_argument("--epochs", type=int, help="training epochs per trial (default 10)")
+    parser.add_argument("--trials", type=_positive_int, help="trials that do not fail, in total over all workers (default 30)")
+    parser.add_argument("--epochs", type=_positive_int, help="training epochs per trial (default 10)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="tpe (default), random or grid")
     parser.add_argument("--pruner", choices=PRUNERS, help="median (default), halving (successive halving) or none")
-    parser.add_argument("--seed", type=int, help="study seed (default 0)")
+    parser.add_argument("--seed", type=_nonneg_int, help="study seed (default 0)")
     parser.add_argument("--dataset", choices=DATASETS, help="digits (built in, default) or cifar10")
     parser.add_argument("--data-dir", help="CIFAR-10 directory")
-    parser.add_argument("--num-validation", type=int, help="validation examples (CIFAR-10 default 1000)")
-    parser.add_argument("--num-training", type=int, help="training examples (default: all the rest)")
-    parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes on this machine (default 1)")
+    parser.add_argument("--num-validation", type=_positive_int, help="validation examples (CIFAR-10 default 1000)")
+    parser.add_argument("--num-training", type=_positive_int, help="training examples (default: all the rest)")
+    parser.add_argument("--jobs", "-j", type=_positive_int, default=1, help="worker processes on this machine (default 1)")
     parser.add_argument("--storage", help=f"journal file or database URL (default OUT/{JOURNAL_NAME}); "
                                           "postgresql://... lets several machines join one study")
     parser.add_argument("--study", default=DEFAULT_STUDY, help=f"study name (default {DEFAULT_STUDY})")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    parser.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    parser.add_argument("--threads", type=int, help="BLAS threads per worker (default: cores // jobs)")
-    parser.add_argument("--heartbeat", type=int, default=10, help="seconds between database heartbeats (default 10)")
+    parser.add_argument("--timeout", type=_positive_float, help="start no trial after this many seconds")
+    parser.add_argument("--threads", type=_positive_int, help="BLAS threads per worker (default: cores // jobs)")
+    parser.add_argument("--heartbeat", type=_positive_int, default=10, help="seconds between database heartbeats (default 10)")
     parser.add_argument("--no-retrain", action="store_true", help="do not retrain and save the best model")
     parser.add_argument("--report-only", action="store_true", help="run no trials; write the results of the stored study")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
@@ -1404,14 +1443,20 @@ def run_search_command(args):
 
 def main(argv=None):
     """``python -m nndl.search``: the ``nndl search`` command on its own."""
-    parser = argparse.ArgumentParser(prog="nndl search", description="Hyperparameter search with Optuna.")
+    from .cli import _Parser
+
+    # Exit statuses as the nndl command's: 2 for a usage error (one line), 1 for a user error.
+    parser = _Parser(prog="nndl search", description="Hyperparameter search with Optuna.")
     add_search_arguments(parser)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     try:
         return run_search_command(args)
-    except (SearchError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (SearchError, ValueError, TypeError, OSError) as exc:
         print(f"nndl search: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("nndl search: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
