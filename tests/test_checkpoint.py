@@ -131,6 +131,11 @@ def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
         _solver(_net(), data, resume_from=ckpt, update_rule="sgd")
     with pytest.raises(FileNotFoundError, match="model file not found"):
         _solver(_net(), data, resume_from=tmp_path / "nope.npz")
+    # num_epochs counts the epochs done: fewer than the checkpoint's would train nothing.
+    _solver(_net(), data, num_epochs=2, checkpoint_name=str(tmp_path / "two")).train()
+    with pytest.raises(ValueError, match=r"num_epochs must be at least the 2 epochs .*two_epoch_2.npz "
+                                         r"has already done \(it counts them\), got 1"):
+        _solver(_net(), data, num_epochs=1, resume_from=tmp_path / "two_epoch_2.npz")
 
     # A checkpoint whose training state lost a parameter's optimizer entry: refused, solver untouched.
     with np.load(ckpt) as npz:

@@ -147,6 +147,8 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     # A checkpoint is a complete model too: evaluate scores it like model.npz.
     status, out, _ = run(["evaluate", checkpoint], capsys)
     assert status == 0 and accuracy_line(out).group(3) == "360"
+    status, _, err = run(["train", "--epochs", 1, "--resume", checkpoint, "--out", tmp_path / "short"], capsys)
+    assert_one_line_error(status, err, "--epochs is the new total and must be at least the 2 epochs")
     status, out, err = run(["train", "--epochs", 3, "--resume", checkpoint, "--out", tmp_path / "resumed", "-q"], capsys)
     assert status == 0, err
     assert "resuming at epoch 2 of 3" in out
@@ -268,6 +270,14 @@ def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
 def test_bad_training_settings_are_one_line_errors(tmp_path, argv, pattern, capsys):
     status, _, err = run(["train", "--out", tmp_path / "o", "-q", *argv], capsys)
     assert_one_line_error(status, err, pattern)
+    assert not (tmp_path / "o").exists()  # the failed run left no empty --out behind
+
+
+def test_force_with_checkpoints_replaces_the_earlier_runs_checkpoints(tmp_path, capsys):
+    common = ["--hidden", 8, "--batch-size", 100, "--checkpoints", "--out", tmp_path / "o", "-q"]
+    assert run(["train", "--epochs", 3, *common], capsys)[0] == 0
+    assert run(["train", "--epochs", 1, "--force", *common], capsys)[0] == 0
+    assert os.listdir(tmp_path / "o" / "checkpoints") == ["epoch_1.npz"]
 
 
 def _cifar_dir(tmp_path, n=4):

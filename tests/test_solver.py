@@ -147,7 +147,9 @@ def test_missing_data_keys_are_named(drop):
     (lambda d: d.update(y_val=d["y_val"] + 5), ValueError, r"y_val must lie in \[0, 3\)"),
     (lambda d: d.update(y_train=d["y_train"] + 0.5), TypeError, "y_train must hold integer class labels"),
     (lambda d: d["X_train"].__setitem__((3, 3), np.nan), ValueError, "X_train contains NaN or inf"),
-    (lambda d: d.update(X_val=d["X_val"][:, :5]), ValueError, "X_val must have the example shape"),
+    (lambda d: d.update(X_val=d["X_val"][:, :5]), ValueError, "X_val must have 10 features per example"),
+    (lambda d: d.update(X_train=d["X_train"][:, :9]), ValueError,
+     r"X_train must have 10 features per example \(the model's input_dim\), got shape \(\d+, 9\)"),
 ])
 def test_bad_data_is_rejected(change, error, message):
     data = blobs()
@@ -159,8 +161,13 @@ def test_bad_data_is_rejected(change, error, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(batch_size=0), "batch_size must be a positive int, got 0"),
     (dict(num_epochs=-1), "num_epochs must be a positive int, got -1"),
-    (dict(lr_decay=2.0), r"lr_decay must be in \(0, 1\]"),
+    (dict(lr_decay=2.0), r"lr_decay must be a number in \(0, 1\], got 2.0"),
+    (dict(lr_decay=-1), r"lr_decay must be a number in \(0, 1\], got -1"),
     (dict(sampling="shuffle"), "sampling must be one of"),
+    (dict(optim_config={"learnin_rate": 1e-3}),
+     "optim_config has unknown key\\(s\\) 'learnin_rate' for update_rule 'sgd'; its keys are learning_rate"),
+    (dict(update_rule="adam", optim_config={"learning_rate": 1e-3, "beta": 0.9}),
+     "unknown key\\(s\\) 'beta' for update_rule 'adam'; its keys are learning_rate, weight_decay, beta1"),
 ])
 def test_bad_options_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -219,3 +226,13 @@ def test_bad_learning_rate_is_rejected_by_name(lr, error, rule):
 def test_negative_weight_decay_is_rejected():
     with pytest.raises(ValueError, match="weight_decay"):
         Solver(small_model(), blobs(), optim_config={"weight_decay": -1.0}, verbose=False)
+
+
+def test_training_a_model_whose_int_seed_fixes_the_dropout_mask_warns():
+    with pytest.warns(UserWarning, match="int seed fixes its dropout mask"):
+        Solver(FullyConnectedNet([8], input_dim=10, num_classes=3, dropout=0.5, seed=0), blobs())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fresh masks (a Generator) or no dropout: no warning
+        Solver(FullyConnectedNet([8], input_dim=10, num_classes=3, dropout=0.5,
+                                 seed=np.random.default_rng(0)), blobs())
+        Solver(FullyConnectedNet([8], input_dim=10, num_classes=3, seed=0), blobs())

@@ -215,6 +215,8 @@ def restore_solver_checkpoint(solver, path):
     ------
     CheckpointError
         The file is not a Solver checkpoint or does not fit this solver and model.
+    ValueError
+        The solver's ``num_epochs`` is smaller than the epochs the checkpoint has done.
     """
     path = os.fspath(path)
     meta, arrays = load_checkpoint(path)
@@ -246,6 +248,10 @@ def restore_solver_checkpoint(solver, path):
     wrong = [n for n in params if params[n].shape != model.params[n].shape]
     if wrong:
         raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} have the wrong shape")
+    if epoch > solver.num_epochs:
+        # train() would do nothing and report the checkpoint as the finished run.
+        raise ValueError(f"num_epochs must be at least the {epoch} epochs {path} has already done "
+                         f"(it counts them), got {solver.num_epochs}")
     model.params.update(params)
     for i, bn_param in enumerate(getattr(model, "bn_params", [])):
         for key in ("running_mean", "running_var"):

@@ -298,7 +298,8 @@ def add_train_arguments(parser):
 
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="output directory (default: runs/DATASET)")
-    out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out")
+    out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out "
+                                                            "(with --checkpoints, replace its checkpoints too)")
     out.add_argument("--checkpoints", action="store_true",
                      help="also save a resumable Solver checkpoint after every epoch in --out/checkpoints")
     out.add_argument("--resume", metavar="CHECKPOINT",
@@ -418,14 +419,44 @@ def _save_plots(out, solver, model, image_shape):
 
 def run_train_command(args):
     """``nndl train``: see ``add_train_arguments`` and the module docstring."""
+    settings = _train_settings(args)
+    out = args.out if args.out is not None else os.path.join("runs", args.dataset)
+    names = OUTPUT_FILES + (("checkpoints",) if args.checkpoints else ())
+    created = not os.path.exists(out)
+    prepare_out_dir(out, names, args.force)
+    try:
+        return _train(args, settings, out)
+    except BaseException:
+        if created:  # a run that failed leaves no empty --out behind (checkpoints it wrote stay)
+            _remove_empty_dirs(os.path.join(out, "checkpoints"), out)
+        raise
+
+
+def _remove_empty_dirs(*paths):
+    for path in paths:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass  # missing or not empty
+
+
+def _remove_stale_checkpoints(directory, after_epoch):
+    """Delete ``epoch_<k>.npz`` for k > ``after_epoch``: with ``--force``, an earlier run's
+    checkpoints must not sit beside this run's as if they continued it."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        stem, ext = os.path.splitext(name)
+        if ext == ".npz" and stem.startswith("epoch_") and stem[6:].isdigit() and int(stem[6:]) > after_epoch:
+            os.remove(os.path.join(directory, name))
+
+
+def _train(args, settings, out):
+    """``nndl train`` after ``--out`` is prepared; returns the exit status."""
     from .checkpoint import load_model, save_model
     from .data_utils import CIFAR10_MD5, CIFAR10_URL
     from .solver import Solver
 
-    settings = _train_settings(args)
-    out = args.out if args.out is not None else os.path.join("runs", args.dataset)
-    names = OUTPUT_FILES + (("checkpoints",) if args.checkpoints else ())
-    prepare_out_dir(out, names, args.force)
     resumed = load_model(args.resume) if args.resume is not None else None
     if resumed is not None:
         # The checkpoint's architecture and training settings, unless a flag overrides the latter.
@@ -438,6 +469,10 @@ def run_train_command(args):
         # The optimizer state, decayed learning rate included, comes from the checkpoint.
         first = next(iter((saved.get("optim_scalars") or {}).values()), {})
         settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
+        done = saved.get("epoch", 0)
+        if isinstance(done, int) and done > settings["epochs"]:
+            raise UserError(f"--epochs is the new total and must be at least the {done} epochs "
+                            f"{args.resume} has already done, got {settings['epochs']}")
 
     if args.dataset == "cifar10" and args.download:
         _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
@@ -471,6 +506,8 @@ def run_train_command(args):
     reporter = _EpochReporter(epochs, not args.quiet, solver)
     solver.epoch_callback = reporter
     if args.checkpoints:
+        if args.force:
+            _remove_stale_checkpoints(os.path.join(out, "checkpoints"), solver.epoch)
         solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter,
                                               preprocessing={"mean_image": data["mean_image"]},
                                               class_names=data["class_names"], dataset=source)

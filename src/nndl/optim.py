@@ -33,7 +33,7 @@ import numpy as np
 from ._parallel import elementwise
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
-           "UPDATE_RULES", "get_update_rule"]
+           "UPDATE_RULES", "CONFIG_KEYS", "get_update_rule"]
 
 
 def _state(config, key, w):
@@ -212,6 +212,16 @@ def _adam_kernel(w, dw, m, v, *, tmp, b1, b2, eps, step, wd):
     m += t2
     _scaled_step(w, m, v, eps, step, t2)
 
+
+CONFIG_KEYS = {
+    "sgd": ("learning_rate", "weight_decay"),
+    "sgd_momentum": ("learning_rate", "weight_decay", "momentum", "velocity"),
+    "sgd_nesterov_momentum": ("learning_rate", "weight_decay", "momentum", "velocity"),
+    "rmsprop": ("learning_rate", "weight_decay", "decay_rate", "epsilon", "cache"),
+    "adam": ("learning_rate", "weight_decay", "beta1", "beta2", "epsilon", "m", "v", "t"),
+}
+"""The ``config`` keys each rule reads (hyperparameters and state), by rule name; the Solver
+rejects others, so that a misspelt hyperparameter is not silently left at its default."""
 
 UPDATE_RULES = {
     "sgd": sgd,

@@ -32,13 +32,14 @@ With ``seed=None`` batches come from NumPy's global random state; an int or Gene
 import copy
 import inspect
 import numbers
+import warnings
 
 import numpy as np
 
 from . import optim
 from ._memory import keep_freed_memory
 from ._validation import (
-    check_array, check_choice, check_labels, check_nonneg_float, check_positive_int,
+    check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_int,
 )
 
 __all__ = ["Solver"]
@@ -121,6 +122,12 @@ class Solver:
         if not isinstance(optim_config, dict):
             raise TypeError(f"optim_config must be a dict, got {optim_config!r}")
         self.optim_config = dict(optim_config)
+        known = optim.CONFIG_KEYS.get(self.update_rule_name)
+        if self.update_rule in optim.UPDATE_RULES.values() and known is not None:
+            unknown = sorted(set(self.optim_config) - set(known))
+            if unknown:
+                raise ValueError(f"optim_config has unknown key(s) {', '.join(map(repr, unknown))} for "
+                                 f"update_rule {self.update_rule_name!r}; its keys are {', '.join(known)}")
         self._base_weight_decay = check_nonneg_float(
             "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
         if "learning_rate" in self.optim_config:
@@ -134,9 +141,11 @@ class Solver:
         # that form their gradients (FullyConnectedNet.loss's sgd_steps).
         self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
                                  and _accepts_keyword(model.loss, "sgd_steps"))
-        self.lr_decay = check_nonneg_float("lr_decay", options["lr_decay"])
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        lr_decay = options["lr_decay"]
+        if (isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real)
+                or not 0 < lr_decay <= 1):
+            raise ValueError(f"lr_decay must be a number in (0, 1], got {lr_decay!r}")
+        self.lr_decay = float(lr_decay)
         self.batch_size = check_positive_int("batch_size", options["batch_size"])
         self.num_epochs = check_positive_int("num_epochs", options["num_epochs"])
         self.num_train_samples = _optional_positive_int("num_train_samples", options["num_train_samples"])
@@ -156,6 +165,11 @@ class Solver:
         else:
             raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
 
+        dropout_param = getattr(model, "dropout_param", None)
+        if isinstance(dropout_param, dict) and dropout_param.get("p", 0) > 0 and "seed" in dropout_param:
+            warnings.warn("the model's int seed fixes its dropout mask (as gradient checks need), so "
+                          "training drops the same units at every step; build the model with "
+                          "seed=np.random.default_rng(n) for fresh masks", UserWarning, stacklevel=2)
         self._set_data(data)
         self._reset()
         if options["resume_from"] is not None:
@@ -169,8 +183,12 @@ class Solver:
             raise ValueError(f"data is missing {', '.join(missing)}; it must hold {', '.join(REQUIRED_DATA)}")
         dtype = getattr(self.model, "dtype", None)
         num_classes = getattr(self.model, "num_classes", None)
+        input_dim = getattr(self.model, "input_dim", None)
         for split in ("train", "val"):
-            X = check_array(f"X_{split}", data[f"X_{split}"], ndim_min=2)
+            if isinstance(input_dim, numbers.Integral):
+                X = check_features(f"X_{split}", data[f"X_{split}"], input_dim)
+            else:
+                X = check_array(f"X_{split}", data[f"X_{split}"], ndim_min=2)
             y = check_labels(f"y_{split}", data[f"y_{split}"], X.shape[0], num_classes)
             if X.shape[0] == 0:
                 raise ValueError(f"X_{split} must hold at least one example, got shape {X.shape}")
