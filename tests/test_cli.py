@@ -262,7 +262,7 @@ def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
     (["--resume", "ckpt.npz", "--hidden", "10", "--lr", "0.1"], "--hidden, --learning-rate cannot be combined with "
                                                                  "--resume: the model and the optimizer state come"),
     (["--resume", "nothing.npz"], "model file not found: nothing.npz"),
-    (["--num-validation", "1700"], r"must be at most the 1797 digits"),
+    (["--num-validation", "1700"], r"num_validation \+ num_test must leave some of the 1797 digits for training, got 1700 \+ 360"),
     (["--learning-rate", "1e9", "--update-rule", "sgd", "--weight-scale", "10", "--epochs", "1"],
      r"loss became (inf|nan) at iteration \d+; training stopped. Try a smaller learning rate"),
 ])
@@ -424,3 +424,12 @@ def test_evaluate_a_library_saved_model_with_dataset_given(tmp_path, capsys):
 def test_traceback_flag_shows_the_exception(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         cli.main(["--traceback", "evaluate", str(tmp_path / "missing.npz")])
+
+
+def test_evaluate_a_digits_model_trained_without_a_test_split(tmp_path, capsys):
+    assert run(["train", "--num-test", 0, "--epochs", 1, "--hidden", 8, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
+    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)
+    assert_one_line_error(status, err, r"was trained with no digits test split \(--num-test 0\); use --split val")
+    assert "cifar" not in err.lower()
+    status, out, _ = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "val"], capsys)
+    assert status == 0 and accuracy_line(out, "validation")

@@ -591,8 +591,11 @@ def run_evaluate_command(args):
                            digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     if not len(y):
-        raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "
-                        f"use --split val, or point --data-dir at the full dataset")
+        if name == "cifar10":
+            raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "
+                            f"use --split val, or point --data-dir at the full dataset")
+        raise UserError(f"{args.model} was trained with no {name} {args.split} split (--num-test 0); "
+                        f"use --split val")
     mean = model.preprocessing.get("mean_image")
     if int(np.prod(X.shape[1:])) != model.input_dim:
         raise UserError(f"{args.model} takes {model.input_dim} input features, but {name} images have shape "

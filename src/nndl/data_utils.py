@@ -273,6 +273,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
     num_test = None if num_test is None else _check_count("num_test", num_test)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
+    if num_validation >= available:
+        raise ValueError(f"num_validation must leave some of the {available} training images in "
+                         f"{cifar10_dir} for training, got {num_validation}")
     if num_training is None:
         num_training = available - num_validation
     if num_training <= 0 or num_training + num_validation > available:
@@ -346,6 +349,9 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     num_test = _check_count("num_test", num_test)
     X, y = load_digits(dtype)
     total = X.shape[0]
+    if num_validation + num_test >= total:
+        raise ValueError(f"num_validation + num_test must leave some of the {total} digits for training, "
+                         f"got {num_validation} + {num_test}")
     if num_training is None:
         num_training = total - num_validation - num_test
     if num_training <= 0 or num_training + num_validation + num_test > total:
