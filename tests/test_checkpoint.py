@@ -44,6 +44,16 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left
 
 
+def test_saving_onto_a_directory_or_into_a_missing_one_is_refused_by_name(tmp_path):
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, seed=0)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot write .*runs: it is a directory; give a file name"):
+        save_model(tmp_path / "runs", model)
+    with pytest.raises(FileNotFoundError, match=r"directory .*nope does not exist"):
+        save_model(tmp_path / "nope" / "m.npz", model)
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"] and not any((tmp_path / "runs").iterdir())
+
+
 def test_files_that_are_not_nndl_models_are_refused(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(CheckpointError, match=r"not an nndl model file \(not an .npz archive\)$"):

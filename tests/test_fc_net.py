@@ -238,6 +238,19 @@ def test_overflowed_scores_from_finite_input_warn_once_with_the_cause():
     assert not np.isfinite(loss)
 
 
+def test_empty_input_scores_to_nothing_but_has_no_loss():
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
+    assert model.loss(np.zeros((0, 4))).shape == (0, 3)
+    assert model.predict(np.zeros((0, 2, 2))).shape == (0,)
+    with pytest.raises(ValueError, match=r"X must hold at least one example to compute a loss, got shape \(0, 4\)"):
+        model.loss(np.zeros((0, 4)), np.zeros(0, dtype=int))
+
+
+def test_a_single_class_is_refused():
+    with pytest.raises(ValueError, match="num_classes must be at least 2 .* got 1"):
+        FullyConnectedNet([5], input_dim=4, num_classes=1)
+
+
 def test_whole_valued_float_labels_are_accepted():
     model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
     loss, _ = model.loss(np.zeros((2, 4)), np.array([0.0, 2.0]))

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 
 from nndl import layer_utils, layers
 from nndl.gradient_check import (
@@ -40,6 +41,19 @@ def test_grad_check_sparse_flags_a_wrong_gradient():
     x = np.random.default_rng(0).standard_normal((5, 4))
     errors = grad_check_sparse(lambda z: float(np.sum(np.sin(z))), x, 2 * np.cos(x), verbose=False)
     assert min(errors) > 0.3
+
+
+@pytest.mark.parametrize("x, error, message", [
+    (np.ones(3, dtype=int), TypeError, "x must be a float ndarray .* got int64 array"),
+    ([1.0, 2.0], TypeError, "x must be a float ndarray .* got list"),
+    (np.broadcast_to(np.ones(1), (3,)), ValueError, "x must be writeable"),
+])
+def test_a_point_that_cannot_be_perturbed_in_place_is_refused(x, error, message):
+    for call in (lambda: eval_numerical_gradient(np.sum, x, verbose=False),
+                 lambda: eval_numerical_gradient_array(np.square, x, np.ones(3)),
+                 lambda: grad_check_sparse(np.sum, x, np.ones(3), verbose=False)):
+        with pytest.raises(error, match=message):
+            call()
 
 
 def test_rel_error():

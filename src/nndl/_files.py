@@ -31,11 +31,15 @@ def write_atomically(path, write, suffix=".tmp", text=False):
     ------
     FileNotFoundError
         The directory of ``path`` does not exist.
+    IsADirectoryError
+        ``path`` is a directory (it is left as it was).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name in it")
     fd, tmp = tempfile.mkstemp(prefix=".nndl-", suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "w" if text else "wb") as f:

@@ -95,6 +95,8 @@ class FullyConnectedNet:
         self.hidden_dims = check_hidden_dims("hidden_dims", hidden_dims)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.num_classes = check_positive_int("num_classes", num_classes)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2 (a classifier needs two classes), got {num_classes!r}")
         self.dropout = check_probability("dropout", dropout)
         self.reg = check_nonneg_float("reg", reg)
         self.weight_scale = check_positive_float("weight_scale", weight_scale)
@@ -196,6 +198,8 @@ class FullyConnectedNet:
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.
         X = check_features("X", X, self.input_dim, finite=False)
+        if y is not None and X.shape[0] == 0:
+            raise ValueError(f"X must hold at least one example to compute a loss, got shape {X.shape}")
         if X.dtype != self.dtype:
             X = X.astype(self.dtype)
         mode = "test" if y is None else "train"

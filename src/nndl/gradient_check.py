@@ -29,6 +29,15 @@ def rel_error(x, y):
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
+def _check_point(x):
+    """``x`` must be a writeable float array: it is perturbed in place by ``h``."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        kind = f"{x.dtype} array" if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"x must be a float ndarray (it is perturbed in place by h; use float64), got {kind}")
+    if not x.flags.writeable:
+        raise ValueError("x must be writeable: it is perturbed in place and restored")
+
+
 def _centred_difference(f, x, index, h):
     """Return (f(x + h e_i), f(x - h e_i)) and leave x[index] as it was."""
     old = x[index]
@@ -58,6 +67,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     -------
     grad : ndarray, shape of x
     """
+    _check_point(x)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(*x.shape):
         plus, minus = _centred_difference(f, x, index, h)
@@ -84,6 +94,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     -------
     grad : ndarray, shape of x
     """
+    _check_point(x)
     grad = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(*x.shape):
         # Copies: f may return a view of x, which the next perturbation would change.
@@ -113,6 +124,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, verbose=True):
     list of float
         The relative error at each checked entry.
     """
+    _check_point(x)
     errors = []
     for _ in range(num_checks):
         index = tuple(random.randrange(n) for n in x.shape)

@@ -48,7 +48,7 @@ def affine_forward(x, w, b):
     out : ndarray, shape (N, M)
     cache : tuple (x, w, b)
     """
-    out = x.reshape(x.shape[0], -1) @ w
+    out = x.reshape(x.shape[0], w.shape[0]) @ w  # D spelt out, not -1: N may be 0
     out += b
     return out, (x, w, b)
 
@@ -77,7 +77,7 @@ def affine_backward(dout, cache, need_dx=True, w_step=None):
     """
     x, w, _ = cache
     dx = (dout @ w.T).reshape(x.shape) if need_dx else None
-    x2d = x.reshape(x.shape[0], -1)
+    x2d = x.reshape(x.shape[0], w.shape[0])
     if w_step is None:
         dw = x2d.T @ dout
     else:
