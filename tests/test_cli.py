@@ -249,6 +249,7 @@ def test_a_module_can_add_a_subcommand_and_a_broken_one_does_not_break_the_other
     (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
     (["evaluate"], "the following arguments are required: MODEL"),
     (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+    (["train", "--download-md5", "zz"], "argument --download-md5: expected an MD5 of 32 hexadecimal digits, got 'zz'"),
 ])
 def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
     status, _, err = run(argv, capsys)
@@ -403,6 +404,11 @@ def test_evaluate_refuses_files_that_are_not_nndl_models(tmp_path, capsys):
                           ("nodata.npz", "nodata.npz does not say which dataset it was trained on; pass --dataset")]:
         status, _, err = run(["evaluate", tmp_path / name], capsys)
         assert_one_line_error(status, err, pattern)
+    (tmp_path / "runs").mkdir()
+    status, _, err = run(["evaluate", tmp_path / "runs"], capsys)
+    assert_one_line_error(status, err, r"runs is a directory, not a model file \(e.g. .*runs/model.npz\)")
+    status, _, err = run(["evaluate", os.devnull], capsys)
+    assert_one_line_error(status, err, "/dev/null is not a regular file, so not an nndl model file")
 
 
 def test_evaluate_on_the_wrong_dataset_says_so(digits_run, tmp_path, capsys):

@@ -186,6 +186,15 @@ def test_cli_unreachable_storage_as_a_subprocess(tmp_path):
     assert "secret" not in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_out_that_is_a_file_or_holds_nothing_to_report_is_refused_untouched(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert S.main(["--out", str(tmp_path / "afile"), "--trials", "1"]) == 1
+    assert "--out " + str(tmp_path / "afile") + " exists and is not a directory" in capsys.readouterr().err
+    assert S.main(["--report-only", "--out", str(tmp_path / "nosuch")]) == 1
+    assert "there is no study to report on" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["afile"]
+
+
 def test_another_study_may_not_overwrite_the_results_in_out(tmp_path):
     S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path), retrain=False,
              verbose=False)

@@ -8,7 +8,9 @@ reconstructions (N, d); ``loss(X, y)`` ignores ``y`` (so the Solver can pass its
 returns ``(loss, grads)`` with the squared reconstruction error averaged over the batch,
 ``mean_n ||W.T W x_n - x_n||^2``, plus ``0.5 * reg * sum(W**2)``. Because W appears twice,
 its gradient is the sum of the encoder path and the decoder path. ``score(X, y)`` is the
-negative mean squared error, which the Solver maximises in place of accuracy.
+negative mean squared error, which the Solver maximises in place of accuracy. The Solver
+still checks its data as a classifier's, so give it placeholder integer labels:
+``y_train=np.zeros(N, dtype=int)`` (and likewise ``y_val``).
 
 With ``k < d`` the minimisers span the top-k principal subspace of the data's second-moment
 matrix (for centred data, PCA's subspace), with ``W @ W.T = I``.

@@ -97,8 +97,12 @@ def save_model(path, model, preprocessing=None, class_names=None, **extra):
 def load_checkpoint(path):
     """Read a checkpoint into ``(meta, arrays)``; raise ``CheckpointError`` if it is not one."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a model file (e.g. {os.path.join(path, 'model.npz')})")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} is not a regular file, so not an nndl model file")
     # Checked first: for a file that is not a zip, np.load's own error talks about pickles.
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not an nndl model file (not an .npz archive)")

@@ -109,6 +109,13 @@ _probability = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 _decay = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
+def _md5(text):
+    """An argparse ``type``: 32 hexadecimal digits, lower-cased."""
+    if len(text) != 32 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"expected an MD5 of 32 hexadecimal digits, got {text!r}")
+    return text.lower()
+
+
 def _defaults_help(key):
     """'(default: digits X; cifar10 Y)' for a per-dataset default."""
     def show(v):
@@ -258,7 +265,8 @@ def add_train_arguments(parser):
                       help="download CIFAR-10 (163 MB, MD5-checked) into --data-dir if it is not there")
     data.add_argument("--download-url", metavar="URL", help="mirror of the CIFAR-10 python archive "
                                                             "(default: the official one)")
-    data.add_argument("--download-md5", metavar="HEX", help="its MD5 (default: the official archive's)")
+    data.add_argument("--download-md5", metavar="HEX", type=_md5,
+                      help="its MD5 (default: the official archive's)")
     data.add_argument("--num-validation", type=_positive_int, metavar="N",
                       help="images held out for validation " + _defaults_help("num_validation"))
     data.add_argument("--num-test", type=_nonneg_int, metavar="N",

@@ -1269,6 +1269,10 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     label = _storage_label(storage, out)
     if worker_index is None:
         _check_out_is_ours(out, study_name)
+        if report_only and storage is None and not os.path.isfile(os.path.join(out, JOURNAL_NAME)):
+            # Checked before open_storage, which would create --out for a journal to report on.
+            raise SearchError(f"--report-only: there is no study to report on in --out {out} "
+                              f"(no {JOURNAL_NAME}); give the --out or --storage of a search")
     store = open_storage(storage, out, heartbeat)
     create = worker_index is None and not report_only
     study, config, created = _open_study(store, study_name, requested if create else None,
@@ -1308,6 +1312,8 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
 def _check_out_is_ours(out, study_name):
     """Refuse an ``out`` whose results (summary.json) belong to another study: writing ours
     there would replace them."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SearchError(f"--out {out} exists and is not a directory")
     path = os.path.join(out, "summary.json")
     try:
         with open(path) as f:
