@@ -236,3 +236,35 @@ def test_training_a_model_whose_int_seed_fixes_the_dropout_mask_warns():
         Solver(FullyConnectedNet([8], input_dim=10, num_classes=3, dropout=0.5,
                                  seed=np.random.default_rng(0)), blobs())
         Solver(FullyConnectedNet([8], input_dim=10, num_classes=3, seed=0), blobs())
+
+
+class _BatchRecorder:
+    """A model that records the first feature of every training batch (the example's index)."""
+
+    def __init__(self):
+        self.params = {"w": np.zeros(1)}
+        self.batches = []
+
+    def loss(self, X, y=None):
+        if y is None:
+            return np.zeros((X.shape[0], 2))
+        self.batches.append(X[:, 0].astype(int))
+        return 0.0, {"w": np.zeros(1)}
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_replacement_sampling_draws_the_batches_of_choice(seed):
+    # seed=None: NumPy's global state, batch for batch as the course's np.random.choice;
+    # an int seed: the Generator's choice.
+    N, B = 500, 40
+    X = np.arange(N, dtype=float).reshape(N, 1)
+    data = {"X_train": X, "y_train": np.zeros(N, dtype=int), "X_val": X[:10], "y_val": np.zeros(10, dtype=int)}
+    model = _BatchRecorder()
+    np.random.seed(3)
+    Solver(model, data, batch_size=B, num_epochs=2, verbose=False, seed=seed).train()
+    np.random.seed(3)
+    rng = np.random.default_rng(seed) if seed is not None else np.random
+    expected = [rng.choice(N, B) for _ in model.batches]
+    assert len(model.batches) == 2 * (N // B)
+    for got, want in zip(model.batches, expected):
+        np.testing.assert_array_equal(got, want)

@@ -107,6 +107,11 @@ def elementwise(kernel, *arrays, **scalars):
                **scalars)
         return
     flat = [a.reshape(-1) for a in arrays]
+    if n <= BLOCK:
+        # One block (biases, small layers): straight to the kernel, no block bookkeeping.
+        t1, t2 = _scratch(first.dtype)
+        kernel(*flat, tmp=(t1[:n], t2[:n]), **scalars)
+        return
     starts = range(0, n, BLOCK)
     threads = min(num_threads(), len(starts)) if n >= PARALLEL_MIN else 1
     if threads < 2:

@@ -30,6 +30,7 @@ mask (as the course's gradient checks need); a ``np.random.Generator`` is used f
 initialisation and fresh dropout masks, touching nothing global.
 """
 
+import math
 import numbers
 import warnings
 
@@ -117,6 +118,7 @@ class FullyConnectedNet:
         self.use_batchnorm = self.normalization == "batchnorm"
         self.use_dropout = self.dropout > 0
         self.num_layers = 1 + len(self.hidden_dims)
+        self._weight_names = tuple(f"W{i}" for i in range(1, self.num_layers + 1))
 
         dims = [self.input_dim] + self.hidden_dims + [self.num_classes]
         rng = np.random.default_rng(seed) if isinstance(seed, int) else seed
@@ -163,7 +165,7 @@ class FullyConnectedNet:
     @property
     def penalized_params(self):
         """Names of the parameters the L2 penalty covers: the weight matrices."""
-        return tuple(f"W{i}" for i in range(1, self.num_layers + 1))
+        return self._weight_names  # built once in __init__: the Solver reads it every step
 
     def loss(self, X, y=None, penalty_grads=True, sgd_steps=None):
         """Scores, or loss and gradients, for a minibatch.
@@ -282,7 +284,7 @@ class FullyConnectedNet:
             except (TypeError, ValueError):
                 raise ValueError(f"sgd_steps[{name!r}] must be a pair (learning_rate, weight_decay) "
                                  f"of numbers, got {step!r}") from None
-            if not (np.isfinite(learning_rate) and np.isfinite(weight_decay)
+            if not (math.isfinite(learning_rate) and math.isfinite(weight_decay)
                     and learning_rate >= 0 and weight_decay >= 0):
                 # A NaN or negative step would silently ruin the weights in place.
                 raise ValueError(f"sgd_steps[{name!r}] must be (learning_rate, weight_decay) with both "

@@ -334,11 +334,11 @@ def softmax_loss(x, y):
     shifted = x - x.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, y]))
+    loss = float((np.log(sums[:, 0]) - shifted[rows, y]).sum() / N)
+    # dx = (softmax - onehot) / N, with the two divisions as one multiplication by (N, 1).
     dx = exp
-    dx /= sums
-    dx[rows, y] -= 1
-    dx /= N
+    dx *= 1 / (N * sums)
+    dx[rows, y] -= 1 / N
     return loss, dx
 
 

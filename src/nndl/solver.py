@@ -218,7 +218,11 @@ class Solver:
         """Indices of the batch for iteration ``t``."""
         num_train = self.X_train.shape[0]
         if self.sampling == "replacement":
-            return self.rng.choice(num_train, self.batch_size)
+            # The same draws as rng.choice(num_train, batch_size), which is the course's
+            # np.random.choice, without choice's argument handling (a test holds them equal).
+            if isinstance(self.rng, np.random.Generator):
+                return self.rng.integers(0, num_train, self.batch_size)
+            return self.rng.randint(0, num_train, self.batch_size)
         per_epoch = max(num_train // self.batch_size, 1)
         step = t % per_epoch
         if step == 0 or self._order is None:
