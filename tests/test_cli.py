@@ -263,6 +263,7 @@ def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
     (["--resume", "ckpt.npz", "--hidden", "10", "--lr", "0.1"], "--hidden, --learning-rate cannot be combined with "
                                                                  "--resume: the model and the optimizer state come"),
     (["--resume", "nothing.npz"], "model file not found: nothing.npz"),
+    (["--batch-size", "5000"], "--batch-size must be at most the 1257 training examples, got 5000"),
     (["--num-validation", "1700"], r"num_validation \+ num_test must leave some of the 1797 digits for training, got 1700 \+ 360"),
     (["--learning-rate", "1e9", "--update-rule", "sgd", "--weight-scale", "10", "--epochs", "1"],
      r"loss became (inf|nan) at iteration \d+; training stopped. Try a smaller learning rate"),

@@ -488,6 +488,11 @@ def _train(args, settings, out):
     data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
                                 dtype=np.dtype(settings["dtype"]))
     image_shape = data["X_train"].shape[1:]
+    if args.batch_size is not None and args.batch_size > len(data["y_train"]):
+        # The Solver would draw each batch with replacement from fewer examples: a typo, surely.
+        # (A per-dataset default is left alone: it is not the user's mistake on a small subset.)
+        raise UserError(f"--batch-size must be at most the {len(data['y_train'])} training examples, "
+                        f"got {settings['batch_size']}")
     print(f"{args.dataset}: {len(data['y_train'])} training, {len(data['y_val'])} validation, "
           f"{len(data['y_test'])} test images of shape {image_shape}")
     if not len(data["y_test"]):
