@@ -134,8 +134,9 @@ def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
     with pytest.raises(CheckpointError, match="is a model file, not a Solver checkpoint"):
         _solver(_net(), data, resume_from=tmp_path / "model.npz")
     other = FullyConnectedNet([16], input_dim=10, num_classes=4, dtype=np.float64, seed=0)
-    with pytest.raises(CheckpointError, match=r"was saved from FullyConnectedNet\(.*hidden_dims': \[16, 8\].*"
-                                              r"the Solver's model is FullyConnectedNet\(.*\[16\]"):
+    with pytest.raises(CheckpointError, match=r"was saved from a FullyConnectedNet with hidden_dims=\[16, 8\], "
+                                              r"normalization='batchnorm', weight_scale=0.1; the Solver's "
+                                              r"model has hidden_dims=\[16\], normalization=None"):
         _solver(other, data, resume_from=ckpt)
     with pytest.raises(CheckpointError, match="trained with update_rule 'adam'; the Solver uses 'sgd'"):
         _solver(_net(), data, resume_from=ckpt, update_rule="sgd")
@@ -170,3 +171,42 @@ def test_checkpoint_keeps_the_best_epochs_batchnorm_averages(tmp_path):
         assert sorted(saved) == sorted(restored)
         for key in saved:
             np.testing.assert_array_equal(restored[key], saved[key])
+
+
+def test_a_loaded_dropout_model_trains_with_fresh_masks(tmp_path):
+    model = FullyConnectedNet([16], input_dim=10, num_classes=3, dropout=0.5, seed=0)  # fixed mask
+    save_model(tmp_path / "m.npz", model)
+    X, y = np.random.default_rng(0).standard_normal((8, 10)), np.arange(8) % 3
+    for seed in (None, 5, np.random.default_rng(5)):
+        loaded = load_model(tmp_path / "m.npz", seed=seed)
+        assert "seed" not in loaded.dropout_param
+        first, second = (loaded.loss(X, y)[1]["W1"] for _ in range(2))
+        assert not np.array_equal(first, second)  # a new mask each call
+    a, b = (load_model(tmp_path / "m.npz", seed=5) for _ in range(2))
+    np.testing.assert_array_equal(a.loss(X, y)[1]["W1"], b.loss(X, y)[1]["W1"])  # reproducible
+    with pytest.raises(TypeError, match="seed must be None, a non-negative int or a numpy Generator"):
+        load_model(tmp_path / "m.npz", seed="x")
+
+
+def test_numpy_scalars_in_metadata_and_optimizer_config_are_saved(tmp_path):
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, seed=0)
+    save_model(tmp_path / "m.npz", model, epochs=np.int64(5), val_acc=np.float32(0.5))
+    assert load_model(tmp_path / "m.npz").metadata["epochs"] == 5
+    data = _toy_data()
+    solver = _solver(_net(), data, num_epochs=1, update_rule="sgd_momentum",
+                     optim_config={"learning_rate": 1e-2, "momentum": np.float32(0.9)},
+                     checkpoint_name=str(tmp_path / "run"))
+    solver.train()
+    assert load_model(tmp_path / "run_epoch_1.npz").metadata["solver"]["optim_scalars"]["W1"]["momentum"] == \
+        pytest.approx(0.9)
+
+
+def test_a_model_save_model_cannot_write_is_refused_before_training(tmp_path):
+    from nndl.neural_net import TwoLayerNet as CourseTwoLayerNet
+
+    course = CourseTwoLayerNet(10, 8, 4)
+    with pytest.raises(TypeError, match="save_model supports nndl.fc_net.FullyConnectedNet .* got "
+                                        "nndl.neural_net.TwoLayerNet"):
+        save_model(tmp_path / "m.npz", course)
+    with pytest.raises(TypeError, match="checkpoint_name needs a model save_model can write"):
+        Solver(course, _toy_data(), checkpoint_name=str(tmp_path / "run"))

@@ -79,3 +79,16 @@ def test_check_all_gradients_catches_a_wrong_backward(monkeypatch):
     monkeypatch.setattr(layers, "relu_backward", lambda dout, cache: dout)  # ignores the mask
     failed = {(c.name, c.wrt) for c in check_all_gradients(seed=0) if not c.passed(1e-6)}
     assert ("relu", "x") in failed
+
+
+def test_x_is_restored_when_f_fails_midway():
+    x = np.zeros(4)
+
+    def f(z):
+        if z[1] != 0:
+            raise KeyboardInterrupt  # the user gives up during the second entry
+        return float(np.sum(z))
+
+    with pytest.raises(KeyboardInterrupt):
+        eval_numerical_gradient(f, x, verbose=False)
+    np.testing.assert_array_equal(x, 0)

@@ -108,3 +108,25 @@ def test_weight_decay_equals_adding_the_l2_gradient_first(name):
 def test_weight_decay_defaults_to_zero():
     _, config = sgd(np.ones(2), np.ones(2))
     assert config["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("name", sorted(UPDATE_RULES))
+def test_mismatched_or_unusable_arrays_are_refused_before_any_update(name):
+    rule = UPDATE_RULES[name]
+    w = np.arange(20, dtype=float).reshape(4, 5)
+    before = w.copy()
+    with pytest.raises(ValueError, match=r"dw must have the shape of w \(4, 5\), got \(5, 4\)"):
+        rule(w, np.ones((5, 4)))  # a forgotten transpose: same size, wrong shape
+    with pytest.raises(ValueError, match=r"dw must have the shape of w \(4, 5\), got \(20,\)"):
+        rule(w, np.ones(20))
+    with pytest.raises(TypeError, match="w must be a float ndarray .* got int64 array"):
+        rule(np.ones((2, 2), dtype=np.int64), np.ones((2, 2)))
+    with pytest.raises(TypeError, match="w must be a float ndarray .* got list"):
+        rule([1.0, 2.0], np.ones(2))
+    np.testing.assert_array_equal(w, before)
+
+
+def test_state_of_the_wrong_shape_is_refused():
+    w = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"elementwise arrays must share one shape, got \(2, 3\), \(2, 3\), \(6,\)"):
+        sgd_momentum(w, np.ones((2, 3)), {"velocity": np.zeros(6)})

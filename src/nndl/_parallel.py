@@ -95,14 +95,17 @@ def elementwise(kernel, *arrays, **scalars):
     kernel : callable
         Elementwise and in place: it must write its results into the blocks it is given.
     *arrays : ndarray
-        Arrays of the same size. They are split into blocks only when all are C-contiguous
+        Arrays of one shape (else ``ValueError``). They are split into blocks only when all are C-contiguous
         and of one dtype; otherwise ``kernel`` is called once on the whole arrays.
     **scalars
         Passed to every call unchanged.
     """
     first = arrays[0]
     n = first.size
-    if not all(a.flags.c_contiguous and a.size == n and a.dtype == first.dtype for a in arrays):
+    if any(a.shape != first.shape for a in arrays):
+        # Flat blocks of equal size would pair up the wrong elements without a word.
+        raise ValueError(f"elementwise arrays must share one shape, got {', '.join(str(a.shape) for a in arrays)}")
+    if not all(a.flags.c_contiguous and a.dtype == first.dtype for a in arrays):
         kernel(*arrays, tmp=(np.empty(first.shape, first.dtype), np.empty(first.shape, first.dtype)),
                **scalars)
         return

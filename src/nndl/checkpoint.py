@@ -23,6 +23,7 @@ uninterrupted run would have (dropout masks aside, which the model draws).
 """
 
 import json
+import numbers
 import os
 import zipfile
 
@@ -31,7 +32,7 @@ import numpy as np
 from ._files import write_atomically
 from .fc_net import FullyConnectedNet, TwoLayerNet
 
-__all__ = ["save_model", "load_model", "load_checkpoint", "save_solver_checkpoint",
+__all__ = ["save_model", "load_model", "check_savable", "load_checkpoint", "save_solver_checkpoint",
            "restore_solver_checkpoint", "CheckpointError", "FORMAT_VERSION"]
 
 FORMAT = "nndl-model"
@@ -54,9 +55,17 @@ def _atomic_savez(path, arrays):
     write_atomically(path, lambda f: np.savez(f, **arrays), suffix=".npz.tmp")
 
 
+def check_savable(model):
+    """Raise ``TypeError`` unless ``model`` is a class ``save_model`` can write and ``load_model``
+    rebuild (nndl.fc_net's FullyConnectedNet and TwoLayerNet, or subclasses of them)."""
+    if not isinstance(model, tuple(_MODEL_CLASSES.values())):
+        kind = type(model)
+        raise TypeError(f"save_model supports nndl.fc_net.FullyConnectedNet and nndl.fc_net.TwoLayerNet, "
+                        f"got {kind.__module__}.{kind.__qualname__}")
+
+
 def _model_arrays(model, preprocessing=None):
-    if type(model).__name__ not in _MODEL_CLASSES or not hasattr(model, "config"):
-        raise TypeError(f"save_model supports {', '.join(_MODEL_CLASSES)}, got {type(model).__name__}")
+    check_savable(model)
     arrays = {f"param/{k}": np.asarray(v) for k, v in model.params.items()}
     for i, bn_param in enumerate(getattr(model, "bn_params", [])):
         for key in ("running_mean", "running_var"):
@@ -65,6 +74,17 @@ def _model_arrays(model, preprocessing=None):
     for k, v in (preprocessing or {}).items():
         arrays[f"pre/{k}"] = np.asarray(v)
     return arrays
+
+
+def _json_default(value):
+    """NumPy scalars and small arrays in metadata (np.float32(0.9), np.int64(5)) as Python values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"metadata value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _dumps(meta):
+    return json.dumps(meta, default=_json_default)
 
 
 def _meta(model, class_names=None, **extra):
@@ -90,7 +110,7 @@ def save_model(path, model, preprocessing=None, class_names=None, **extra):
         More JSON-serialisable metadata (e.g. ``dataset="digits"``).
     """
     arrays = _model_arrays(model, preprocessing)
-    arrays["__nndl__"] = np.array(json.dumps(_meta(model, class_names, **extra)))
+    arrays["__nndl__"] = np.array(_dumps(_meta(model, class_names, **extra)))
     _atomic_savez(path, arrays)
 
 
@@ -126,15 +146,28 @@ def load_checkpoint(path):
     return meta, arrays
 
 
-def load_model(path):
+def load_model(path, seed=None):
     """Rebuild the model saved at ``path``.
+
+    Parameters
+    ----------
+    path : str or path
+    seed : None, int or numpy.random.Generator
+        Source of the dropout masks if the model is trained further: None draws them from
+        NumPy's global random state (as a model built with ``seed=None`` does), an int or a
+        Generator from ``np.random.default_rng(seed)``. Either way every step gets a fresh mask.
 
     Returns
     -------
     model : FullyConnectedNet or TwoLayerNet
         With ``model.preprocessing`` (dict of arrays), ``model.class_names`` and
-        ``model.metadata`` (the JSON metadata) set.
+        ``model.metadata`` (the JSON metadata) set. ``predict`` and ``loss`` take inputs
+        preprocessed as in training: subtract ``model.preprocessing["mean_image"]`` (when
+        present) from raw images first, as ``nndl evaluate`` does.
     """
+    if not (seed is None or isinstance(seed, np.random.Generator)
+            or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0)):
+        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
     meta, arrays = load_checkpoint(path)
     cls = _MODEL_CLASSES.get(meta.get("model_class"))
     if cls is None:
@@ -156,6 +189,14 @@ def load_model(path):
         for key in ("running_mean", "running_var"):
             if f"bn/{i}/{key}" in arrays:
                 bn_param[key] = arrays[f"bn/{i}/{key}"]
+    if model.dropout_param:
+        # The seed=0 above would fix the dropout mask (what gradient checks want); a loaded
+        # model trains on with fresh masks.
+        model.dropout_param.pop("seed", None)
+        model.dropout_param.pop("rng", None)
+        if seed is not None:
+            model.dropout_param["rng"] = (seed if isinstance(seed, np.random.Generator)
+                                          else np.random.default_rng(int(seed)))
     model.preprocessing = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
     model.class_names = meta.get("class_names")
     model.metadata = meta
@@ -195,7 +236,7 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
         loss_history=[float(v) for v in solver.loss_history],
         train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
         best_val_acc=solver.best_val_acc, rng_state=rng_state), **extra)
-    arrays["__nndl__"] = np.array(json.dumps(meta))
+    arrays["__nndl__"] = np.array(_dumps(meta))
     _atomic_savez(path, arrays)
 
 
@@ -231,6 +272,14 @@ def restore_solver_checkpoint(solver, path):
     saved = f"{meta.get('model_class')}({meta.get('config')})"
     current = f"{type(model).__name__}({model.config() if hasattr(model, 'config') else '?'})"
     if saved != current:
+        if meta.get("model_class") == type(model).__name__ and hasattr(model, "config"):
+            # Same class: name only what differs, not two whole configurations.
+            there, here = meta.get("config") or {}, model.config()
+            differ = sorted(k for k in set(there) | set(here) if there.get(k) != here.get(k))
+            raise CheckpointError(f"{path} was saved from a {type(model).__name__} with "
+                                  + ", ".join(f"{k}={there.get(k)!r}" for k in differ)
+                                  + "; the Solver's model has "
+                                  + ", ".join(f"{k}={here.get(k)!r}" for k in differ))
         raise CheckpointError(f"{path} was saved from {saved}; the Solver's model is {current}")
     if state["update_rule"] != solver.update_rule_name:
         raise CheckpointError(f"{path} was trained with update_rule {state['update_rule']!r}; "

@@ -41,11 +41,13 @@ def _check_point(x):
 def _centred_difference(f, x, index, h):
     """Return (f(x + h e_i), f(x - h e_i)) and leave x[index] as it was."""
     old = x[index]
-    x[index] = old + h
-    plus = f(x)
-    x[index] = old - h
-    minus = f(x)
-    x[index] = old
+    try:
+        x[index] = old + h
+        plus = f(x)
+        x[index] = old - h
+        minus = f(x)
+    finally:  # also when f raises or the user interrupts: x is often a model's live weights
+        x[index] = old
     return plus, minus
 
 

@@ -70,8 +70,13 @@ def _scaled_step(w, num, avg, eps, step, t):
     w -= t
 
 
-def _common(config, learning_rate):
-    """Fill the defaults every rule shares; return the config."""
+def _common(config, learning_rate, w, dw):
+    """Check ``w`` and ``dw``, fill the defaults every rule shares; return the config."""
+    if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+        raise TypeError(f"w must be a float ndarray (it is updated in place), got "
+                        f"{f'{w.dtype} array' if isinstance(w, np.ndarray) else type(w).__name__}")
+    if getattr(dw, "shape", None) != w.shape:
+        raise ValueError(f"dw must have the shape of w {w.shape}, got {getattr(dw, 'shape', type(dw).__name__)}")
     if config is None:
         config = {}
     config.setdefault("learning_rate", learning_rate)
@@ -96,7 +101,7 @@ def sgd(w, dw, config=None):
     next_w : ndarray, shape of w
     config : dict
     """
-    config = _common(config, SGD_LEARNING_RATE)
+    config = _common(config, SGD_LEARNING_RATE, w, dw)
     elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"], wd=config["weight_decay"])
     return w, config
 
@@ -115,7 +120,7 @@ def _sgd_kernel(w, dw, *, tmp, lr, wd):
 
 def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``."""
-    config = _common(config, 1e-2)
+    config = _common(config, 1e-2, w, dw)
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
     elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
@@ -137,7 +142,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
     ``v_new = momentum * v - lr * g`` and ``w += v_new + momentum * (v_new - v)``, i.e.
     ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
     """
-    config = _common(config, 1e-2)
+    config = _common(config, 1e-2, w, dw)
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
     elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
@@ -163,7 +168,7 @@ def rmsprop(w, dw, config=None):
     ``cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)`` with
     ``g = dw + weight_decay * w``.
     """
-    config = _common(config, 1e-2)
+    config = _common(config, 1e-2, w, dw)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
@@ -184,7 +189,7 @@ def adam(w, dw, config=None):
     With ``g = dw + weight_decay * w``: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
     ``t += 1``; ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
     """
-    config = _common(config, 1e-3)
+    config = _common(config, 1e-3, w, dw)
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)

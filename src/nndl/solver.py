@@ -153,6 +153,13 @@ class Solver:
         self.print_every = check_positive_int("print_every", options["print_every"])
         self.verbose = bool(options["verbose"])
         self.checkpoint_name = options["checkpoint_name"]
+        if self.checkpoint_name is not None:
+            from .checkpoint import check_savable  # checkpoint imports fc_net; import late
+
+            try:
+                check_savable(model)
+            except TypeError as exc:  # refused now, not after the first epoch's training
+                raise TypeError(f"checkpoint_name needs a model save_model can write: {exc}") from None
         self.sampling = check_choice("sampling", options["sampling"], ("replacement", "permutation"))
         self.epoch_callback = options["epoch_callback"]
         seed = options["seed"]
