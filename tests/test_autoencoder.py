@@ -59,3 +59,8 @@ def test_autoencoder_dtype_and_bad_input():
         model.loss(np.ones((3, 5)))
     with pytest.raises(ValueError, match="code_dim must be a positive int"):
         LinearAutoencoder(4, 0)
+
+
+def test_integer_dtype_is_refused():
+    with pytest.raises(TypeError, match="dtype must be a numpy float dtype"):
+        LinearAutoencoder(6, 2, dtype=int)

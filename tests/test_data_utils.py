@@ -78,6 +78,10 @@ def test_get_cifar10_data_without_test_batch_and_too_many_requested(cifar_subset
     assert data["X_test"].shape[0] == 0 and data["X_train"].dtype == np.float32
     with pytest.raises(ValueError, match="at most the 5170 training images"):
         get_CIFAR10_data(num_training=49000, cifar10_dir=cifar_subset_dir)
+    with pytest.raises(ValueError, match="num_training must be an int >= 1, got 1.5"):
+        get_CIFAR10_data(num_training=1.5, cifar10_dir=cifar_subset_dir)
+    with pytest.raises(FileNotFoundError, match="test_batch \\(a partial copy without it loads with require_test=False\\)"):
+        load_CIFAR10(cifar_subset_dir)
     with pytest.raises(ValueError, match="num_validation must leave some of the 5170 training images .* got 6000"):
         get_CIFAR10_data(num_training=None, num_validation=6000, cifar10_dir=cifar_subset_dir)
 
@@ -127,6 +131,8 @@ def test_get_digits_data_split_depends_only_on_the_seed():
     ({"num_training": 1500}, r"got 1500 \+ 180 \+ 360"),
     ({"num_test": -1}, "num_test must be an int >= 0, got -1"),
     ({"num_validation": 1.5}, "num_validation must be an int >= 0, got 1.5"),
+    ({"num_training": 1.5}, "num_training must be an int >= 1, got 1.5"),
+    ({"num_training": "100"}, "num_training must be an int >= 1, got '100'"),
     ({"layout": "columns"}, "layout must be 'image' or 'rows'"),
 ])
 def test_get_digits_data_rejects_bad_sizes(kwargs, message):

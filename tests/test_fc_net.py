@@ -246,6 +246,14 @@ def test_empty_input_scores_to_nothing_but_has_no_loss():
         model.loss(np.zeros((0, 4)), np.zeros(0, dtype=int))
 
 
+@pytest.mark.parametrize("reg, error", [(-1.0, ValueError), (float("inf"), ValueError), ("0.1", TypeError)])
+def test_a_bad_reg_set_after_construction_is_refused_at_the_next_call(reg, error):
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, seed=0)
+    model.reg = reg
+    with pytest.raises(error, match="reg must be a"):
+        model.loss(np.zeros((2, 4)), np.array([0, 1]))
+
+
 def test_a_single_class_is_refused():
     with pytest.raises(ValueError, match="num_classes must be at least 2 .* got 1"):
         FullyConnectedNet([5], input_dim=4, num_classes=1)

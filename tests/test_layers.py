@@ -322,3 +322,9 @@ def test_swish_is_finite_and_between_relu_and_identity_bounds(x):
     out, _ = swish_forward(x)
     assert np.isfinite(out).all()
     assert (out >= np.minimum(x, 0) - 1e-12).all() and (out <= np.maximum(x, 0) + 1e-12).all()
+
+
+@pytest.mark.parametrize("loss", [softmax_loss, svm_loss])
+def test_losses_refuse_an_empty_batch(loss):
+    with pytest.raises(ValueError, match=r"x must be scores of shape \(N, C\) with N >= 1, got shape \(0, 3\)"):
+        loss(np.ones((0, 3)), np.zeros(0, dtype=int))

@@ -164,6 +164,9 @@ def test_bad_data_is_rejected(change, error, message):
     (dict(lr_decay=2.0), r"lr_decay must be a number in \(0, 1\], got 2.0"),
     (dict(lr_decay=-1), r"lr_decay must be a number in \(0, 1\], got -1"),
     (dict(sampling="shuffle"), "sampling must be one of"),
+    (dict(update_rule="adam", optim_config={"beta1": "0.9"}), r"optim_config\['beta1'\] must be a number in \[0, 1\), got '0.9'"),
+    (dict(update_rule="sgd_momentum", optim_config={"momentum": 5}), r"optim_config\['momentum'\] must be a number in \[0, 1\), got 5"),
+    (dict(update_rule="rmsprop", optim_config={"epsilon": 0}), r"optim_config\['epsilon'\] must be a finite number > 0, got 0"),
     (dict(optim_config={"learnin_rate": 1e-3}),
      "optim_config has unknown key\\(s\\) 'learnin_rate' for update_rule 'sgd'; its keys are learning_rate"),
     (dict(update_rule="adam", optim_config={"learning_rate": 1e-3, "beta": 0.9}),
@@ -268,3 +271,15 @@ def test_replacement_sampling_draws_the_batches_of_choice(seed):
     assert len(model.batches) == 2 * (N // B)
     for got, want in zip(model.batches, expected):
         np.testing.assert_array_equal(got, want)
+
+
+
+def test_a_second_train_call_with_nothing_left_to_do_says_so():
+    solver = Solver(small_model(), blobs(), num_epochs=1, batch_size=100, verbose=False, seed=0).train()
+    losses = list(solver.loss_history)
+    with pytest.warns(UserWarning, match="train\\(\\) has nothing to do: the 1 epochs of num_epochs=1 are done"):
+        solver.train()
+    assert solver.loss_history == losses
+    solver.num_epochs = 2  # what the warning suggests: train one epoch more
+    solver.train()
+    assert solver.epoch == 2 and len(solver.loss_history) == 2 * len(losses)

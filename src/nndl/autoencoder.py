@@ -47,6 +47,8 @@ class LinearAutoencoder:
         weight_scale = check_positive_float("weight_scale", weight_scale)
         self.reg = check_nonneg_float("reg", reg)
         self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":  # integer weights would round 0.01 * randn to zeros
+            raise TypeError(f"dtype must be a numpy float dtype such as float64, got {self.dtype}")
         shape = (self.code_dim, self.input_dim)
         if seed is None:
             draw = np.random.randn(*shape)

@@ -188,7 +188,10 @@ def load_CIFAR10(ROOT, dtype=np.float64, require_test=True):
     Xtr = np.concatenate([p[0] for p in parts])
     Ytr = np.concatenate([p[1] for p in parts])
     test_path = os.path.join(ROOT, CIFAR10_TEST_FILE)
-    if os.path.isfile(test_path) or require_test:
+    if require_test and not os.path.isfile(test_path):
+        raise FileNotFoundError(f"CIFAR-10 file not found: {test_path} (a partial copy without it loads "
+                                f"with require_test=False)")
+    if os.path.isfile(test_path):
         Xte, Yte = load_CIFAR_batch(test_path, dtype)
     else:
         Xte, Yte = np.empty((0, 32, 32, 3), dtype=dtype), np.empty(0, dtype=np.int64)
@@ -278,7 +281,8 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
                          f"{cifar10_dir} for training, got {num_validation}")
     if num_training is None:
         num_training = available - num_validation
-    if num_training <= 0 or num_training + num_validation > available:
+    num_training = _check_count("num_training", num_training, minimum=1)
+    if num_training + num_validation > available:
         raise ValueError(
             f"num_training + num_validation must be at most the {available} training images in "
             f"{cifar10_dir}, got {num_training} + {num_validation}")
@@ -332,9 +336,10 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
         Size of the training split; None uses every image not held for validation or test.
     subtract_mean : bool
         Subtract the training split's mean image from every split.
-    seed : int
+    seed : int or None
         Seed of the shuffle that assigns images to splits; the same seed gives the same
-        splits on every machine (``nndl evaluate`` relies on it).
+        splits on every machine (``nndl evaluate`` relies on it). None: a fresh random split
+        on every call.
     dtype : numpy dtype
     layout : {'image', 'rows'}
         'image': X as (N, 1, 8, 8); 'rows': X as (N, 64).
@@ -354,7 +359,8 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
                          f"got {num_validation} + {num_test}")
     if num_training is None:
         num_training = total - num_validation - num_test
-    if num_training <= 0 or num_training + num_validation + num_test > total:
+    num_training = _check_count("num_training", num_training, minimum=1)
+    if num_training + num_validation + num_test > total:
         raise ValueError(f"num_training + num_validation + num_test must be at most the {total} digits with "
                          f"num_training >= 1, got {num_training} + {num_validation} + {num_test}")
     order = np.random.default_rng(seed).permutation(total)

@@ -196,6 +196,10 @@ class FullyConnectedNet:
             If ``y`` is given: the loss and the gradient of every entry of ``params``, except
             the weights named in ``sgd_steps``.
         """
+        reg = self.reg
+        if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not 0 <= reg < math.inf:
+            # reg is read at every call (model.reg = 1.0 takes effect at once), so it is checked here.
+            self.reg = check_nonneg_float("reg", reg)  # raises, naming it
         sgd_steps = self._check_sgd_steps(sgd_steps, y, penalty_grads)
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.

@@ -306,8 +306,8 @@ def dropout_backward(dout, cache):
 # --------------------------------------------------------------------------- losses
 
 def _check_scores_labels(x, y):
-    if x.ndim != 2:
-        raise ValueError(f"x must be scores of shape (N, C), got shape {x.shape}")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be scores of shape (N, C) with N >= 1, got shape {x.shape}")
     return check_labels("y", y, x.shape[0], x.shape[1])
 
 

@@ -7,13 +7,17 @@ Contract
 ``X_train``, ``y_train``, ``X_val`` and ``y_val`` with matching lengths, integer labels and no
 NaN/inf. Inputs are cast to the model's ``dtype`` (if it has one) once, here, not per batch.
 
-``train()`` runs ``num_epochs`` epochs of ``max(num_train // batch_size, 1)`` iterations. It
-records ``loss_history`` (per iteration) and ``train_acc_history`` / ``val_acc_history`` (at
-the start and after every epoch), prints the course's progress lines when ``verbose``, decays
+``train()`` runs ``num_epochs`` epochs of ``max(num_train // batch_size, 1)`` iterations
+(in total: after a resume, or a second ``train()``, only the epochs not done yet). It
+records ``loss_history`` (per iteration) and ``train_acc_history`` / ``val_acc_history`` (after
+the first iteration, as the course does, and after every epoch), prints the course's progress lines when ``verbose``, decays
 every learning rate by ``lr_decay`` after each epoch, and at the end copies the parameters
 with the best validation accuracy (``best_params``, ``best_val_acc``) back into the model,
 together with that epoch's batchnorm running averages (``best_bn_stats``).
 A loss that becomes NaN or inf stops training with ``FloatingPointError``.
+
+The update rules change the model's parameter arrays in place (``nndl.optim``): an array the
+caller put into ``model.params`` is trained along with it; pass copies to keep the originals.
 
 L2: for a model with ``penalized_params`` (FullyConnectedNet, TwoLayerNet) and one of
 ``nndl.optim``'s rules, the Solver asks the model for gradients without ``reg * W`` and has the
@@ -39,7 +43,8 @@ import numpy as np
 from . import optim
 from ._memory import keep_freed_memory
 from ._validation import (
-    check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_int,
+    check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_float,
+    check_positive_int,
 )
 
 __all__ = ["Solver"]
@@ -132,6 +137,15 @@ class Solver:
             "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
         if "learning_rate" in self.optim_config:
             check_nonneg_float("optim_config['learning_rate']", self.optim_config["learning_rate"])
+        # The other hyperparameters of nndl's rules, checked here rather than failing (or
+        # diverging) at the first step.
+        for key in ("momentum", "decay_rate", "beta1", "beta2"):
+            value = self.optim_config.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not 0 <= value < 1):
+                raise ValueError(f"optim_config['{key}'] must be a number in [0, 1), got {value!r}")
+        if self.optim_config.get("epsilon") is not None:
+            check_positive_float("optim_config['epsilon']", self.optim_config["epsilon"])
         # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
         # gradients and nndl's own update rule adds it as weight_decay, in the same pass over
         # memory as the update. A rule of the caller's own may not know weight_decay.
@@ -321,6 +335,9 @@ class Solver:
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
         start = self.epoch * iterations_per_epoch
+        if start >= num_iterations:
+            warnings.warn(f"train() has nothing to do: the {self.epoch} epochs of num_epochs={self.num_epochs} "
+                          f"are done; raise solver.num_epochs to train further", UserWarning, stacklevel=2)
         for t in range(start, num_iterations):
             # A diverging run overflows somewhere in the step; the loss check below reports
             # that in one clear error, so NumPy's warnings from inside the layers would only
