@@ -92,3 +92,12 @@ def test_x_is_restored_when_f_fails_midway():
     with pytest.raises(KeyboardInterrupt):
         eval_numerical_gradient(f, x, verbose=False)
     np.testing.assert_array_equal(x, 0)
+
+
+def test_rel_error_and_sparse_check_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"rel_error needs x and y of one shape, got \(3,\) and \(3, 1\)"):
+        rel_error(np.ones(3), np.ones((3, 1)))
+    with pytest.raises(ValueError, match="at least one value"):
+        rel_error(np.ones(0), np.ones(0))
+    with pytest.raises(ValueError, match=r"analytic_grad must have the shape of x \(3,\), got \(2,\)"):
+        grad_check_sparse(np.sum, np.ones(3), np.ones(2), verbose=False)

@@ -328,3 +328,14 @@ def test_swish_is_finite_and_between_relu_and_identity_bounds(x):
 def test_losses_refuse_an_empty_batch(loss):
     with pytest.raises(ValueError, match=r"x must be scores of shape \(N, C\) with N >= 1, got shape \(0, 3\)"):
         loss(np.ones((0, 3)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("param, message", [
+    ({"mode": "train"}, r"dropout_param\['p'\] must be a number in \[0, 1\), got None"),
+    ({"mode": "train", "p": "0.5"}, r"dropout_param\['p'\] must be a number in \[0, 1\), got '0.5'"),
+    ({"mode": "test", "p": 1.5}, r"dropout_param\['p'\] must be a number in \[0, 1\), got 1.5"),
+    ({"mode": "tset", "p": 0}, r"dropout_param\['mode'\] must be 'train' or 'test', got 'tset'"),
+])
+def test_dropout_refuses_bad_params_in_every_mode(param, message):
+    with pytest.raises(ValueError, match=message):
+        dropout_forward(np.ones((2, 3)), param)

@@ -283,3 +283,12 @@ def test_a_second_train_call_with_nothing_left_to_do_says_so():
     solver.num_epochs = 2  # what the warning suggests: train one epoch more
     solver.train()
     assert solver.epoch == 2 and len(solver.loss_history) == 2 * len(losses)
+
+
+def test_check_accuracy_takes_lists_and_refuses_mismatched_labels():
+    data = blobs()
+    solver = Solver(small_model(), data, verbose=False, seed=0)
+    X, y = data["X_val"], data["y_val"]
+    assert solver.check_accuracy(X.tolist(), y.tolist()) == solver.check_accuracy(X, y)
+    with pytest.raises(ValueError, match=r"y must have shape \(\d+,\) to match the inputs"):
+        solver.check_accuracy(X, y[:-1])

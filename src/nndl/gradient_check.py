@@ -26,6 +26,11 @@ __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_che
 def rel_error(x, y):
     """Largest elementwise relative error ``|x - y| / max(1e-8, |x| + |y|)``."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        # Broadcasting (N,) against (N, 1) would compare every pair and report nonsense.
+        raise ValueError(f"rel_error needs x and y of one shape, got {x.shape} and {y.shape}")
+    if x.size == 0:
+        raise ValueError("rel_error needs at least one value to compare, got empty arrays")
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
@@ -127,6 +132,9 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, verbose=True):
         The relative error at each checked entry.
     """
     _check_point(x)
+    if getattr(analytic_grad, "shape", None) != x.shape:
+        raise ValueError(f"analytic_grad must have the shape of x {x.shape}, "
+                         f"got {getattr(analytic_grad, 'shape', type(analytic_grad).__name__)}")
     errors = []
     for _ in range(num_checks):
         index = tuple(random.randrange(n) for n in x.shape)

@@ -13,6 +13,8 @@ The losses ``softmax_loss`` and ``svm_loss`` take scores ``x`` of shape (N, C) a
 labels ``y`` of shape (N,) and return ``(loss, dx)``, with the loss averaged over the batch.
 """
 
+import numbers
+
 import numpy as np
 
 from ._blas import gemm_tn_update
@@ -278,14 +280,15 @@ def dropout_forward(x, dropout_param):
         rescaling; in test mode ``out`` is ``x``.
     cache : tuple (dropout_param, mask)
     """
-    p = dropout_param["p"]
+    p = dropout_param.get("p")
     mode = dropout_param.get("mode", "train")
+    # Checked before the shortcuts below, so that a typo fails in test mode and with p=0 too.
+    if mode not in ("train", "test"):
+        raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"dropout_param['p'] must be a number in [0, 1), got {p!r}")
     if mode == "test" or p == 0:
         return x, (dropout_param, None)
-    if mode != "train":
-        raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout_param['p'] must be in [0, 1), got {p!r}")
     if dropout_param.get("seed") is not None:
         u = np.random.default_rng(dropout_param["seed"]).random(x.shape, dtype=np.float64)
     elif dropout_param.get("rng") is not None:

@@ -297,6 +297,8 @@ class Solver:
         -------
         float
         """
+        X = check_array("X", X, ndim_min=2, finite=False)  # the model's loss checks the values
+        y = check_labels("y", y, X.shape[0])
         N = X.shape[0]
         if num_samples is not None and num_samples < N:
             idx = self.rng.choice(N, num_samples)
