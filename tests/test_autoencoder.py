@@ -64,3 +64,12 @@ def test_autoencoder_dtype_and_bad_input():
 def test_integer_dtype_is_refused():
     with pytest.raises(TypeError, match="dtype must be a numpy float dtype"):
         LinearAutoencoder(6, 2, dtype=int)
+
+
+def test_encode_and_score_take_lists_and_check_the_width():
+    model = LinearAutoencoder(3, 2, seed=0)
+    X = [[1.0, 2.0, 3.0]]
+    np.testing.assert_allclose(model.encode(X), np.asarray(X) @ model.params["W"].T)
+    assert model.score(X) == model.score(np.asarray(X))
+    with pytest.raises(ValueError, match="X must have 3 features per example"):
+        model.encode(np.ones((2, 4)))

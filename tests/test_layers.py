@@ -339,3 +339,12 @@ def test_losses_refuse_an_empty_batch(loss):
 def test_dropout_refuses_bad_params_in_every_mode(param, message):
     with pytest.raises(ValueError, match=message):
         dropout_forward(np.ones((2, 3)), param)
+
+
+@pytest.mark.parametrize("loss", [softmax_loss, svm_loss])
+def test_losses_of_integer_scores_equal_those_of_the_same_floats(loss):
+    x, y = np.array([[1, 2, 3], [3, 2, 1]]), np.array([0, 1])
+    value, dx = loss(x, y)
+    value_f, dx_f = loss(x.astype(np.float64), y)
+    assert value == value_f and dx.dtype == np.float64
+    np.testing.assert_array_equal(dx, dx_f)

@@ -59,6 +59,7 @@ class LinearAutoencoder:
 
     def encode(self, X):
         """Codes ``X @ W.T``. X: (N, d) -> (N, k)."""
+        X = check_features("X", X, self.input_dim)
         return X.reshape(X.shape[0], -1) @ self.params["W"].T
 
     def loss(self, X, y=None):
@@ -98,5 +99,6 @@ class LinearAutoencoder:
 
     def score(self, X, y=None):
         """Negative mean squared reconstruction error (higher is better). X: (N, d)."""
+        X = np.asarray(X)
         err = self.loss(X) - np.asarray(X, dtype=self.dtype).reshape(X.shape[0], -1)
         return -float(np.mean(np.sum(err * err, axis=1)))

@@ -309,9 +309,12 @@ def dropout_backward(dout, cache):
 # --------------------------------------------------------------------------- losses
 
 def _check_scores_labels(x, y):
+    """``(x, y)`` checked; integer scores become float64 (the gradient is fractional)."""
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be scores of shape (N, C) with N >= 1, got shape {x.shape}")
-    return check_labels("y", y, x.shape[0], x.shape[1])
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    return x, check_labels("y", y, x.shape[0], x.shape[1])
 
 
 def softmax_loss(x, y):
@@ -327,9 +330,9 @@ def softmax_loss(x, y):
     Returns
     -------
     loss : float
-    dx : ndarray, shape (N, C), dtype of x
+    dx : ndarray, shape (N, C), dtype of x (float64 for integer scores)
     """
-    y = _check_scores_labels(x, y)
+    x, y = _check_scores_labels(x, y)
     N = x.shape[0]
     rows = np.arange(N)
     # Shifting by the row maximum keeps exp() from overflowing; log-sum-exp gives the loss
@@ -356,9 +359,9 @@ def svm_loss(x, y):
     Returns
     -------
     loss : float
-    dx : ndarray, shape (N, C), dtype of x
+    dx : ndarray, shape (N, C), dtype of x (float64 for integer scores)
     """
-    y = _check_scores_labels(x, y)
+    x, y = _check_scores_labels(x, y)
     N = x.shape[0]
     rows = np.arange(N)
     margins = np.maximum(0, x - x[rows, y][:, None] + 1)
