@@ -210,3 +210,10 @@ def test_a_model_save_model_cannot_write_is_refused_before_training(tmp_path):
         save_model(tmp_path / "m.npz", course)
     with pytest.raises(TypeError, match="checkpoint_name needs a model save_model can write"):
         Solver(course, _toy_data(), checkpoint_name=str(tmp_path / "run"))
+
+    class MyNet(FullyConnectedNet):  # load_model could not rebuild it: refused too
+        pass
+
+    with pytest.raises(TypeError, match="got .*MyNet"):
+        save_model(tmp_path / "m.npz", MyNet([4], input_dim=3, num_classes=2, seed=0))
+    assert not (tmp_path / "m.npz").exists()

@@ -148,7 +148,7 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     status, out, _ = run(["evaluate", checkpoint], capsys)
     assert status == 0 and accuracy_line(out).group(3) == "360"
     status, _, err = run(["train", "--epochs", 1, "--resume", checkpoint, "--out", tmp_path / "short"], capsys)
-    assert_one_line_error(status, err, "--epochs is the new total and must be at least the 2 epochs")
+    assert_one_line_error(status, err, "--epochs is the new total and must be more than the 2 epochs")
     status, out, err = run(["train", "--epochs", 3, "--resume", checkpoint, "--out", tmp_path / "resumed", "-q"], capsys)
     assert status == 0, err
     assert "resuming at epoch 2 of 3" in out
@@ -270,14 +270,20 @@ def test_usage_errors_are_one_line_with_exit_2(argv, pattern, capsys):
 ])
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_bad_training_settings_are_one_line_errors(tmp_path, argv, pattern, capsys):
-    status, _, err = run(["train", "--out", tmp_path / "o", "-q", *argv], capsys)
+    status, _, err = run(["train", "--out", tmp_path / "a" / "b" / "o", "-q", *argv], capsys)
     assert_one_line_error(status, err, pattern)
-    assert not (tmp_path / "o").exists()  # the failed run left no empty --out behind
+    assert os.listdir(tmp_path) == []  # the failed run left no empty --out, nor parents, behind
 
 
 def test_force_with_checkpoints_replaces_the_earlier_runs_checkpoints(tmp_path, capsys):
     common = ["--hidden", 8, "--batch-size", 100, "--checkpoints", "--out", tmp_path / "o", "-q"]
     assert run(["train", "--epochs", 3, *common], capsys)[0] == 0
+    # A run that fails before its first checkpoint leaves the earlier ones alone...
+    status, _, _ = run(["train", "--epochs", 1, "--force", "--lr", 1e9, "--update-rule", "sgd",
+                        "--weight-scale", 10, *common], capsys)
+    assert status == 1
+    assert sorted(os.listdir(tmp_path / "o" / "checkpoints")) == ["epoch_1.npz", "epoch_2.npz", "epoch_3.npz"]
+    # ...one that writes its own replaces them.
     assert run(["train", "--epochs", 1, "--force", *common], capsys)[0] == 0
     assert os.listdir(tmp_path / "o" / "checkpoints") == ["epoch_1.npz"]
 
@@ -440,3 +446,12 @@ def test_evaluate_a_digits_model_trained_without_a_test_split(tmp_path, capsys):
     assert "cifar" not in err.lower()
     status, out, _ = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "val"], capsys)
     assert status == 0 and accuracy_line(out, "validation")
+
+
+def test_evaluate_a_cifar10_model_trained_with_num_test_0(tmp_path, capsys):
+    directory = _cifar_dir(tmp_path)
+    write_batch(directory / "test_batch", n=4, seed=9)  # the test batch exists; the run skipped it
+    assert run(["train", "--dataset", "cifar10", "--data-dir", directory, "--num-test", 0, "--num-validation", 10,
+                "--batch-size", 5, "--epochs", 1, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
+    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)
+    assert_one_line_error(status, err, r"was trained with no cifar10 test split \(--num-test 0\); use --split val")

@@ -57,8 +57,9 @@ def _atomic_savez(path, arrays):
 
 def check_savable(model):
     """Raise ``TypeError`` unless ``model`` is a class ``save_model`` can write and ``load_model``
-    rebuild (nndl.fc_net's FullyConnectedNet and TwoLayerNet, or subclasses of them)."""
-    if not isinstance(model, tuple(_MODEL_CLASSES.values())):
+    rebuild: exactly nndl.fc_net's FullyConnectedNet or TwoLayerNet (the file names the class,
+    and ``load_model`` knows only these two)."""
+    if type(model) not in _MODEL_CLASSES.values():
         kind = type(model)
         raise TypeError(f"save_model supports nndl.fc_net.FullyConnectedNet and nndl.fc_net.TwoLayerNet, "
                         f"got {kind.__module__}.{kind.__qualname__}")
@@ -276,6 +277,8 @@ def restore_solver_checkpoint(solver, path):
             # Same class: name only what differs, not two whole configurations.
             there, here = meta.get("config") or {}, model.config()
             differ = sorted(k for k in set(there) | set(here) if there.get(k) != here.get(k))
+            if not differ:  # equal values that print differently (np.float64 vs float)
+                raise CheckpointError(f"{path} was saved from {saved}; the Solver's model is {current}")
             raise CheckpointError(f"{path} was saved from a {type(model).__name__} with "
                                   + ", ".join(f"{k}={there.get(k)!r}" for k in differ)
                                   + "; the Solver's model has "

@@ -394,9 +394,10 @@ class _Checkpointer:
     """Solver ``epoch_callback`` for ``--checkpoints``: after each epoch, a checkpoint that is also a
     complete model file (mean image, class names, dataset), then the progress report."""
 
-    def __init__(self, directory, then, **metadata):
+    def __init__(self, directory, then, replace_later=False, **metadata):
         os.makedirs(directory, exist_ok=True)
         self.directory, self.then, self.metadata = directory, then, metadata
+        self.replace_later = replace_later  # --force: an earlier run's checkpoints go, see below
 
     def __call__(self, solver):
         from .checkpoint import save_solver_checkpoint
@@ -404,6 +405,11 @@ class _Checkpointer:
         if solver.epoch > 0:
             path = os.path.join(self.directory, f"epoch_{solver.epoch}.npz")
             save_solver_checkpoint(solver, path, **self.metadata)
+            if self.replace_later:
+                # Only once this run has a checkpoint of its own: a run that fails in its first
+                # epoch leaves the earlier run's checkpoints as they were.
+                _remove_stale_checkpoints(self.directory, solver.epoch)
+                self.replace_later = False
         self.then(solver)
 
 
@@ -430,17 +436,31 @@ def run_train_command(args):
     settings = _train_settings(args)
     out = args.out if args.out is not None else os.path.join("runs", args.dataset)
     names = OUTPUT_FILES + (("checkpoints",) if args.checkpoints else ())
-    created = not os.path.exists(out)
+    created = _missing_dirs(out)
     prepare_out_dir(out, names, args.force)
     try:
         return _train(args, settings, out)
     except BaseException:
-        if created:  # a run that failed leaves no empty --out behind (checkpoints it wrote stay)
-            _remove_empty_dirs(os.path.join(out, "checkpoints"), out)
+        # A run that failed leaves no empty --out behind, nor the parents made for it
+        # (checkpoints it wrote stay, and so do the folders holding them).
+        _remove_empty_dirs([os.path.join(out, "checkpoints")] + created)
         raise
 
 
-def _remove_empty_dirs(*paths):
+def _missing_dirs(path):
+    """The directories ``os.makedirs(path)`` would create, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def _remove_empty_dirs(paths):
     for path in paths:
         try:
             os.rmdir(path)
@@ -478,8 +498,8 @@ def _train(args, settings, out):
         first = next(iter((saved.get("optim_scalars") or {}).values()), {})
         settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
         done = saved.get("epoch", 0)
-        if isinstance(done, int) and done > settings["epochs"]:
-            raise UserError(f"--epochs is the new total and must be at least the {done} epochs "
+        if isinstance(done, int) and done >= settings["epochs"]:
+            raise UserError(f"--epochs is the new total and must be more than the {done} epochs "
                             f"{args.resume} has already done, got {settings['epochs']}")
 
     if args.dataset == "cifar10" and args.download:
@@ -519,9 +539,7 @@ def _train(args, settings, out):
     reporter = _EpochReporter(epochs, not args.quiet, solver)
     solver.epoch_callback = reporter
     if args.checkpoints:
-        if args.force:
-            _remove_stale_checkpoints(os.path.join(out, "checkpoints"), solver.epoch)
-        solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter,
+        solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter, replace_later=args.force,
                                               preprocessing={"mean_image": data["mean_image"]},
                                               class_names=data["class_names"], dataset=source)
     start = time.perf_counter()
@@ -604,7 +622,7 @@ def run_evaluate_command(args):
                            digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
     X, y = data[f"X_{args.split}"], data[f"y_{args.split}"]
     if not len(y):
-        if name == "cifar10":
+        if name == "cifar10" and not (same and source.get("num_test") == 0):
             raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "
                             f"use --split val, or point --data-dir at the full dataset")
         raise UserError(f"{args.model} was trained with no {name} {args.split} split (--num-test 0); "

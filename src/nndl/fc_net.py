@@ -196,6 +196,11 @@ class FullyConnectedNet:
             If ``y`` is given: the loss and the gradient of every entry of ``params``, except
             the weights named in ``sgd_steps``.
         """
+        return self._loss(X, y, penalty_grads, sgd_steps)
+
+    def _loss(self, X, y, penalty_grads, sgd_steps):
+        """``loss`` itself; ``predict`` calls it directly, so that the overflow warning below
+        points at the caller's line in both cases (one frame deeper for both)."""
         reg = self.reg
         if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not 0 <= reg < math.inf:
             # reg is read at every call (model.reg = 1.0 takes effect at once), so it is checked here.
@@ -238,7 +243,7 @@ class FullyConnectedNet:
                 # scores alone would pass silently into argmax.
                 warnings.warn(f"the scores hold NaN or inf although X is finite: the activations "
                               f"overflowed {self.dtype} (parameters that diverged in training, or "
-                              f"inputs far from unit scale)", RuntimeWarning, stacklevel=3)
+                              f"inputs far from unit scale)", RuntimeWarning, stacklevel=4)
         if y is None:
             return scores
 
@@ -314,7 +319,8 @@ class FullyConnectedNet:
         X = check_features("X", X, self.input_dim, finite=False)
         out = np.empty(X.shape[0], dtype=np.intp)
         for start in range(0, X.shape[0], batch_size):
-            out[start:start + batch_size] = np.argmax(self.loss(X[start:start + batch_size]), axis=1)
+            out[start:start + batch_size] = np.argmax(
+                self._loss(X[start:start + batch_size], None, True, None), axis=1)
         return out
 
 
