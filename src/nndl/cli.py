@@ -307,7 +307,7 @@ def add_train_arguments(parser):
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="output directory (default: runs/DATASET)")
     out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out "
-                                                            "(with --checkpoints, replace its checkpoints too)")
+                                                            "(with --checkpoints, replace its checkpoints too, once this run has written its first)")
     out.add_argument("--checkpoints", action="store_true",
                      help="also save a resumable Solver checkpoint after every epoch in --out/checkpoints")
     out.add_argument("--resume", metavar="CHECKPOINT",
