@@ -302,14 +302,16 @@ class FullyConnectedNet:
             checked[name] = (learning_rate, weight_decay + (self.reg if penalty_grads else 0.0))
         return checked
 
-    def predict(self, X, batch_size=4096):
+    def predict(self, X, batch_size=2048):
         """Predicted class of each example.
 
         Parameters
         ----------
         X : ndarray, shape (N, d_1, ..., d_k)
         batch_size : int
-            Examples scored at a time, to bound memory on large inputs.
+            Examples scored at a time, to bound memory on large inputs. 2048 was the fastest
+            of 1024, 2048 and 4096 for 3072-100-10 here (2-3% ahead of 4096; all equal for
+            3072-1024-512-10).
 
         Returns
         -------
