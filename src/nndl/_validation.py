@@ -95,6 +95,14 @@ def check_array(name, value, ndim_min=1, finite=True):
     return value
 
 
+def check_float_ndarray(name, value, why):
+    """Raise ``TypeError`` unless ``value`` is an ndarray of a float dtype (``why``: the reason
+    it must be one, for the message)."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        kind = f"{value.dtype} array" if isinstance(value, np.ndarray) else type(value).__name__
+        raise TypeError(f"{name} must be a float ndarray ({why}), got {kind}")
+
+
 def check_finite(name, value):
     """Raise ``ValueError`` if the float array ``value`` holds NaN or inf."""
     if value.dtype.kind == "f":

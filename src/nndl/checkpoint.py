@@ -23,14 +23,13 @@ uninterrupted run would have (dropout masks aside, which the model draws).
 """
 
 import json
-import numbers
 import os
 import zipfile
 
 import numpy as np
 
 from ._files import write_atomically
-from .fc_net import FullyConnectedNet, TwoLayerNet
+from .fc_net import FullyConnectedNet, TwoLayerNet, _check_seed
 
 __all__ = ["save_model", "load_model", "check_savable", "load_checkpoint", "save_solver_checkpoint",
            "restore_solver_checkpoint", "CheckpointError", "FORMAT_VERSION"]
@@ -166,9 +165,7 @@ def load_model(path, seed=None):
         preprocessed as in training: subtract ``model.preprocessing["mean_image"]`` (when
         present) from raw images first, as ``nndl evaluate`` does.
     """
-    if not (seed is None or isinstance(seed, np.random.Generator)
-            or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0)):
-        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+    seed = _check_seed(seed)  # the models' own check: None, an int >= 0 or a Generator
     meta, arrays = load_checkpoint(path)
     cls = _MODEL_CLASSES.get(meta.get("model_class"))
     if cls is None:
@@ -197,7 +194,7 @@ def load_model(path, seed=None):
         model.dropout_param.pop("rng", None)
         if seed is not None:
             model.dropout_param["rng"] = (seed if isinstance(seed, np.random.Generator)
-                                          else np.random.default_rng(int(seed)))
+                                          else np.random.default_rng(seed))
     model.preprocessing = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
     model.class_names = meta.get("class_names")
     model.metadata = meta

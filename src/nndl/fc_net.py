@@ -204,7 +204,7 @@ class FullyConnectedNet:
         reg = self.reg
         if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not 0 <= reg < math.inf:
             # reg is read at every call (model.reg = 1.0 takes effect at once), so it is checked here.
-            self.reg = check_nonneg_float("reg", reg)  # raises, naming it
+            check_nonneg_float("reg", reg)  # raises, naming it
         sgd_steps = self._check_sgd_steps(sgd_steps, y, penalty_grads)
         # NaN/inf in X always reaches the scores, so the finite check runs on the (N, C) scores
         # below instead of on every input value: prediction on a large set stays one pass.
@@ -250,8 +250,8 @@ class FullyConnectedNet:
         loss, dout = L.softmax_loss(scores, y)  # checks y: integer, length N, in [0, C)
         if self.reg:
             # Before the backward pass: sgd_steps change the weights during it.
-            for i in range(1, last + 1):
-                flat = p[f"W{i}"].ravel()
+            for name in self._weight_names:
+                flat = p[name].ravel()
                 loss += 0.5 * self.reg * float(np.dot(flat, flat))
 
         grads = {}
@@ -268,9 +268,9 @@ class FullyConnectedNet:
                 grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
 
         if self.reg and penalty_grads:
-            for i in range(1, last + 1):
-                if f"W{i}" in grads:
-                    add_scaled(grads[f"W{i}"], p[f"W{i}"], self.reg)
+            for name in self._weight_names:
+                if name in grads:
+                    add_scaled(grads[name], p[name], self.reg)
         return loss, grads
 
     def _check_sgd_steps(self, sgd_steps, y, penalty_grads):

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validation import check_float_ndarray
+
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
            "rel_error", "check_all_gradients", "GradientCheck"]
 
@@ -36,9 +38,7 @@ def rel_error(x, y):
 
 def _check_point(x):
     """``x`` must be a writeable float array: it is perturbed in place by ``h``."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        kind = f"{x.dtype} array" if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"x must be a float ndarray (it is perturbed in place by h; use float64), got {kind}")
+    check_float_ndarray("x", x, "it is perturbed in place by h; use float64")
     if not x.flags.writeable:
         raise ValueError("x must be writeable: it is perturbed in place and restored")
 

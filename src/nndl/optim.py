@@ -31,6 +31,7 @@ Callers must therefore not rely on the old ``w`` after an update (the Solver doe
 import numpy as np
 
 from ._parallel import elementwise
+from ._validation import check_float_ndarray
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
            "UPDATE_RULES", "CONFIG_KEYS", "get_update_rule"]
@@ -72,9 +73,7 @@ def _scaled_step(w, num, avg, eps, step, t):
 
 def _common(config, learning_rate, w, dw):
     """Check ``w`` and ``dw``, fill the defaults every rule shares; return the config."""
-    if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
-        raise TypeError(f"w must be a float ndarray (it is updated in place), got "
-                        f"{f'{w.dtype} array' if isinstance(w, np.ndarray) else type(w).__name__}")
+    check_float_ndarray("w", w, "it is updated in place")
     if getattr(dw, "shape", None) != w.shape:
         raise ValueError(f"dw must have the shape of w {w.shape}, got {getattr(dw, 'shape', type(dw).__name__)}")
     if config is None:
