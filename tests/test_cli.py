@@ -113,10 +113,15 @@ def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_s
                                           "sampling": "replacement", "seed": 0}
     assert model.class_names[0] == "airplane" and (tmp_path / "weights.png").is_file()
 
-    status, _, err = run(["evaluate", tmp_path / "model.npz"], capsys)
-    assert_one_line_error(status, err, "has no test_batch, so there is no test split; use --split val")
+    # By default evaluate scores the split train reported (validation here), saying so.
+    status, out, err = run(["evaluate", tmp_path / "model.npz"], capsys)
+    assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
+    assert "trained without a test split; scoring its validation split" in err
     status, out, _ = run(["evaluate", tmp_path / "model.npz", "--split", "val"], capsys)
     assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
+    # Asked for the test split explicitly, it says why there is none.
+    status, _, err = run(["evaluate", tmp_path / "model.npz", "--split", "test"], capsys)
+    assert_one_line_error(status, err, "has no test_batch, so there is no test split; use --split val")
 
 
 def test_train_downloads_cifar10_from_a_mirror_then_trains(tmp_path, capsys):
@@ -152,6 +157,7 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     status, out, err = run(["train", "--epochs", 3, "--resume", checkpoint, "--out", tmp_path / "resumed", "-q"], capsys)
     assert status == 0, err
     assert "resuming at epoch 2 of 3" in out
+    assert "trained 1 epoch (epoch 3 of 3) in " in out  # what this run trained, not the total
     full, resumed = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "resumed"))
     assert resumed["loss_history"] == full["loss_history"]
     assert resumed["val_acc_history"] == full["val_acc_history"] and resumed["test_acc"] == full["test_acc"]
@@ -241,7 +247,8 @@ def test_a_module_can_add_a_subcommand_and_a_broken_one_does_not_break_the_other
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("argv, pattern", [
-    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["train", "--frobnicate"], r"^nndl train: error: unrecognized arguments: --frobnicate \(see nndl train --help\)$"),
+    (["--frobnicate", "evaluate", "m.npz"], r"^nndl evaluate: error: unrecognized arguments: --frobnicate"),
     (["train", "--learning-rate", "-1"], r"argument --learning-rate/--lr: expected a number > 0, got '-1'"),
     (["train", "--hidden", "100", "0"], "argument --hidden: expected a positive integer, got '0'"),
     (["train", "--dropout", "1.5"], r"expected a number in \[0, 1\), got '1.5'"),
@@ -441,7 +448,9 @@ def test_traceback_flag_shows_the_exception(tmp_path):
 
 def test_evaluate_a_digits_model_trained_without_a_test_split(tmp_path, capsys):
     assert run(["train", "--num-test", 0, "--epochs", 1, "--hidden", 8, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
-    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)
+    status, out, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)  # the split train reported
+    assert status == 0 and accuracy_line(out, "validation") and "scoring its validation split" in err
+    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "test"], capsys)
     assert_one_line_error(status, err, r"was trained with no digits test split \(--num-test 0\); use --split val")
     assert "cifar" not in err.lower()
     status, out, _ = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "val"], capsys)
@@ -453,5 +462,5 @@ def test_evaluate_a_cifar10_model_trained_with_num_test_0(tmp_path, capsys):
     write_batch(directory / "test_batch", n=4, seed=9)  # the test batch exists; the run skipped it
     assert run(["train", "--dataset", "cifar10", "--data-dir", directory, "--num-test", 0, "--num-validation", 10,
                 "--batch-size", 5, "--epochs", 1, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
-    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)
+    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "test"], capsys)
     assert_one_line_error(status, err, r"was trained with no cifar10 test split \(--num-test 0\); use --split val")

@@ -21,5 +21,8 @@ def test_example_runs_quick(script, cifar_subset_dir, tmp_path):
     assert pngs, "the example wrote no plots"
     if script == "fc_nets.py":
         assert "overfit: training accuracy after the last epoch 1.00" in result.stdout
+        # The FullyConnectedNet cell reproduces the CS231n notebook's seed-231 initial losses.
+        assert "Initial loss: 2.3004790897684924" in result.stdout
+        assert "Initial loss: 7.052114776533016" in result.stdout
     else:
         assert "final training loss: 0.017149607938732093" in result.stdout  # CS231n's number

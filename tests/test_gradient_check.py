@@ -81,6 +81,25 @@ def test_check_all_gradients_catches_a_wrong_backward(monkeypatch):
     assert ("relu", "x") in failed
 
 
+def test_a_small_but_wrong_gradient_fails_and_only_zero_gradients_pass_on_noise():
+    from nndl.gradient_check import GradientCheck
+
+    # Off by a factor of 3 but small: the absolute difference is tiny, the gradient is wrong.
+    wrong = GradientCheck("toy", "w", rel_error=0.5, abs_error=4e-9, scale=6e-9 * 1e3)
+    assert not wrong.passed(1e-6)
+    # Both gradients ~0 (a bias before batchnorm): the relative error compares round-off.
+    zero = GradientCheck("toy", "b", rel_error=0.5, abs_error=4e-11, scale=5e-11)
+    assert zero.passed(1e-6) and zero.near_zero()
+    assert not GradientCheck("toy", "w", 0.5, 4e-11).passed(1e-6)  # no scale given: no fallback
+
+
+def test_a_tolerance_below_the_round_off_fails_the_check_of_a_large_gradient():
+    checks = {(c.name, c.wrt): c for c in check_all_gradients(seed=0)}
+    affine_x = checks[("affine", "x")]
+    assert affine_x.scale > 1e-3  # a gradient of order one, not ~0
+    assert affine_x.passed(1e-6) and not affine_x.passed(1e-14)
+
+
 def test_x_is_restored_when_f_fails_midway():
     x = np.zeros(4)
 

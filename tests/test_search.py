@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -157,6 +158,24 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, message):
     assert not (tmp_path / "out" / "study.journal").exists()  # nothing touched before the check
 
 
+@pytest.mark.parametrize("param, message", [
+    ("learning_rate=abc", "argument --param/-p: learning_rate must be a number > 0, got 'abc'"),
+    ("dropout=0:1.5", "argument --param/-p: dropout must be a number in [0, 1), got '1.5'"),
+    ("lerning_rate=1e-3", "argument --param/-p: unknown hyperparameter 'lerning_rate'"),
+])
+def test_a_bad_param_value_is_a_usage_error_with_exit_2(tmp_path, capsys, param, message):
+    assert S.main(["-p", param, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("nndl search: error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_config_file_names_the_flag(tmp_path, capsys):
+    assert S.main(["--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"--config: search file {tmp_path / 'nope.toml'} not found" in err and err.count("\n") == 1
+
+
 def test_storage_that_is_not_a_journal_is_refused_untouched(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("my precious notes\n")
@@ -212,6 +231,40 @@ def test_joining_with_a_different_configuration_is_refused(tmp_path):
         S.search(trials=1, epochs=2, out=str(tmp_path), verbose=False)
 
 
+@pytest.mark.parametrize("settings, message", [
+    (dict(num_validation=5000), "num_validation must be less than 1437 for digits (the 1797 digits less the 360"),
+    (dict(num_training=1400), "num_training + num_validation must be at most 1437 for digits"),
+    (dict(dataset="cifar10", data_dir="/nonexistent/cifar"), "CIFAR-10 directory not found: /nonexistent/cifar"),
+])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bad_dataset_settings_leave_no_study_behind(tmp_path, settings, message, jobs):
+    # The data is loaded after the study is created (a joiner's split comes from the stored
+    # study); a failure there must take the new study back, or the corrected command would
+    # meet the bad settings as the stored ones. With jobs=2 it fails before any worker starts.
+    out = tmp_path / "runs" / "search"
+    with pytest.raises((S.SearchError, FileNotFoundError, ValueError), match=re.escape(message)):
+        S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), jobs=jobs,
+                 verbose=False, **settings)
+    assert os.listdir(tmp_path) == []  # nor the folders the run created
+    result = S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), retrain=False,
+                      verbose=False)
+    assert result.counts["complete"] == 1
+
+
+def test_a_failed_first_run_leaves_an_existing_study_alone(tmp_path):
+    journal = tmp_path / "study.journal"
+    S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, storage=str(journal), out=str(tmp_path),
+             retrain=False, verbose=False)
+    before = journal.read_bytes()
+    # A run that joins (does not create) the study and cannot load its data removes nothing.
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 directory not found"):
+        S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, storage=str(journal),
+                 out=str(tmp_path / "x"), study_name="other", dataset="cifar10", data_dir="/nonexistent",
+                 retrain=False, verbose=False)
+    assert journal.read_bytes().startswith(before)
+    assert len(load_trials(str(journal))) == 1
+
+
 # --------------------------------------------------------------------------- searches
 
 def test_small_search_on_digits_prunes_and_its_best_model_evaluates(tmp_path):
@@ -243,6 +296,9 @@ def test_small_search_on_digits_prunes_and_its_best_model_evaluates(tmp_path):
     assert np.allclose(model.preprocessing["mean_image"], data["mean_image"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_trial"] == result.best_trial
+    # Written with the run's final state, not the placeholders of an unfinished one.
+    assert summary["complete"] is True and summary["seconds"] == pytest.approx(result.seconds, rel=0.5)
+    assert summary["seconds"] > 0
 
 
 def test_nndl_search_and_evaluate_through_the_nndl_command(tmp_path, capsys):

@@ -1,8 +1,12 @@
-"""Atomic file writes: a temporary file in the target's directory, renamed over the target.
+"""File helpers for commands that must not lose the user's files.
 
-A crash or error mid-write leaves the previous file (if any) intact and no temporary file
+``write_atomically``: a temporary file in the target's directory, renamed over the target. A
+crash or error mid-write leaves the previous file (if any) intact and no temporary file
 behind. The new file gets the permissions an ordinary ``open(path, 'w')`` would give it
 (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
+
+``missing_paths``: what a run is about to create, so that a run that fails can remove it again
+(and nothing that existed before it).
 """
 
 import os
@@ -52,3 +56,17 @@ def write_atomically(path, write, suffix=".tmp", text=False):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def missing_paths(path):
+    """``path`` and those of its parent directories that do not exist yet, deepest first: what
+    ``os.makedirs(path)`` (or creating the file ``path``) would create."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing

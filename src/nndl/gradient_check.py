@@ -14,6 +14,7 @@ nndl on small float64 inputs and returns one ``GradientCheck`` per (function, in
 ``nndl gradcheck`` prints them as a table.
 """
 
+import math
 import random
 from typing import NamedTuple
 
@@ -158,18 +159,27 @@ class GradientCheck(NamedTuple):
     rel_error: float
     """``rel_error(numeric, analytic)``."""
     abs_error: float
-    """Largest absolute difference; decides when both gradients are ~0 (rel_error is then noise)."""
+    """Largest absolute difference between the two gradients."""
+    scale: float = math.inf
+    """Largest magnitude in either gradient; below ``atol`` both are ~0 and rel_error is noise."""
 
     def passed(self, tol, atol=1e-8):
-        """True if ``rel_error < tol`` or the gradients agree to ``atol`` in absolute terms."""
-        return self.rel_error < tol or self.abs_error < atol
+        """True if ``rel_error < tol``, or if both gradients are ~0: every entry of each below
+        ``atol`` in magnitude (a gradient that is exactly zero in theory, where the relative
+        error only compares round-off). A small gradient that is wrong still fails."""
+        return self.rel_error < tol or self.scale < atol
+
+    def near_zero(self, atol=1e-8):
+        """True if every entry of both gradients is below ``atol`` in magnitude."""
+        return self.scale < atol
 
 
 def _compare(name, wrt, numeric, analytic):
     analytic = np.asarray(analytic, dtype=np.float64)
     if analytic.shape != numeric.shape:
         raise ValueError(f"{name}: gradient of {wrt} has shape {analytic.shape}, expected {numeric.shape}")
-    return GradientCheck(name, wrt, rel_error(numeric, analytic), float(np.max(np.abs(numeric - analytic))))
+    scale = float(max(np.max(np.abs(numeric), initial=0.0), np.max(np.abs(analytic), initial=0.0)))
+    return GradientCheck(name, wrt, rel_error(numeric, analytic), float(np.max(np.abs(numeric - analytic))), scale)
 
 
 def _check_layer(name, forward, backward, inputs, names, rng):

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import optim
+from ._files import missing_paths
 from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [
@@ -440,7 +441,7 @@ def load_config(path):
         with open(path, "rb") as f:
             doc = tomllib.load(f)
     except FileNotFoundError:
-        raise SearchError(f"search file not found: {path}") from None
+        raise SearchError(f"search file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SearchError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(doc) - {"space", "search"})
@@ -463,6 +464,19 @@ def load_config(path):
 
 
 # --------------------------------------------------------------------------- data and training
+
+DIGITS_NUM_TEST = 360
+"""Digits held out as the test split of a digits search (the loader's default)."""
+
+
+def _digits_default_validation():
+    """The digits loader's default validation size (what a search without num_validation gets)."""
+    import inspect
+
+    from . import data_utils
+
+    return inspect.signature(data_utils.get_digits_data).parameters["num_validation"].default
+
 
 def load_dataset(name="digits", data_dir=None, num_validation=None, num_training=None):
     """Load a dataset by name as float32 splits; the one place the search reads data.
@@ -490,7 +504,19 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
 
     if name == "digits":
         kwargs = {} if num_validation is None else {"num_validation": num_validation}
-        data = data_utils.get_digits_data(num_training=num_training, dtype=np.float32, **kwargs)
+        # The search keeps the loader's fixed test split; say so in terms of the two sizes a
+        # search can set (the loader's own message would also name its num_test).
+        available = data_utils.NUM_DIGITS - DIGITS_NUM_TEST
+        if num_validation is not None and num_validation >= available:
+            raise SearchError(f"num_validation must be less than {available} for digits (the {data_utils.NUM_DIGITS} "
+                              f"digits less the {DIGITS_NUM_TEST} of the test split), got {num_validation}")
+        validation = num_validation if num_validation is not None else _digits_default_validation()
+        if num_training is not None and num_training + validation > available:
+            raise SearchError(f"num_training + num_validation must be at most {available} for digits (the "
+                              f"{data_utils.NUM_DIGITS} digits less the {DIGITS_NUM_TEST} of the test split), "
+                              f"got {num_training} + {validation}")
+        data = data_utils.get_digits_data(num_training=num_training, num_test=DIGITS_NUM_TEST, dtype=np.float32,
+                                          **kwargs)
         source = {"name": "digits", "num_validation": len(data["y_val"]), "num_test": len(data["y_test"]),
                   "split_seed": 0}
     elif name == "cifar10":
@@ -1105,8 +1131,12 @@ class SearchResult:
     complete: bool = False
 
 
-def write_results(study, config, out, data=None, retrain=True, data_dir=None, label=""):
-    """Write the CSV, plots, summary and (if ``retrain``) the retrained best model to ``out``."""
+def write_results(study, config, out, data=None, retrain=True, data_dir=None, label="", started=None):
+    """Write the CSV, plots, summary and (if ``retrain``) the retrained best model to ``out``.
+
+    ``started`` is the ``time.monotonic()`` of the search's start: ``seconds`` in the result
+    and in summary.json count from it (None without it).
+    """
     from optuna.trial import TrialState
 
     from .checkpoint import save_model
@@ -1139,6 +1169,9 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
                            "val_acc": result.retrained_val_acc}
             save_model(result.model_path, model, preprocessing=pre, class_names=data.get("class_names"),
                        dataset=data.get("source"), search=search_meta)
+    result.complete = _budget_state(study, config) == "done"
+    if started is not None:
+        result.seconds = time.monotonic() - started
     summary = {k: v for k, v in asdict(result).items() if k != "plots"}
     summary["config"] = config.to_json()
     with open(os.path.join(out, "summary.json.tmp"), "w") as f:
@@ -1273,6 +1306,10 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
             # Checked before open_storage, which would create --out for a journal to report on.
             raise SearchError(f"--report-only: there is no study to report on in --out {out} "
                               f"(no {JOURNAL_NAME}); give the --out or --storage of a search")
+    # What this run creates, so that a run that fails before its first trial can take it back.
+    journal = os.path.join(out, JOURNAL_NAME) if storage is None else (
+        None if "://" in storage else os.fspath(storage))
+    new_paths = missing_paths(journal) if journal is not None else []
     store = open_storage(storage, out, heartbeat)
     create = worker_index is None and not report_only
     study, config, created = _open_study(store, study_name, requested if create else None,
@@ -1282,6 +1319,15 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
         if "trials" in given_settings and given_settings["trials"] != config.trials:
             config.trials = given_settings["trials"]
             study.set_user_attr(CONFIG_ATTR, config.to_json())
+    if not report_only and data is None and worker_index is None:
+        # Loaded here, once, also when workers will train (each loads its own copy): bad
+        # dataset settings then fail in one line before any worker starts.
+        try:
+            data = load_dataset(config.dataset, data_dir, config.num_validation, config.num_training)
+        except BaseException:
+            if created:
+                _discard_new_study(store, study_name, new_paths)
+            raise
     if verbose and worker_index is None:
         action = "created" if created else "joined"
         size = f"grid of {len(_grid_points(config.space))}" if config.sampler == "grid" else f"{config.trials} trials"
@@ -1290,7 +1336,7 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
 
     deadline = None if timeout is None else t0 + timeout
     if not report_only:
-        if data is None and (jobs == 1 or worker_index is not None):
+        if data is None and worker_index is not None:
             data = load_dataset(config.dataset, data_dir, config.num_validation, config.num_training)
         if jobs == 1 or worker_index is not None:
             tag = f"[w{worker_index}] " if worker_index is not None else ""
@@ -1301,12 +1347,30 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     if worker_index is not None:
         return SearchResult(study_name=study_name, storage=label)
 
-    result = write_results(study, config, out, data=data, retrain=retrain, data_dir=data_dir, label=label)
-    result.complete = _budget_state(study, config) == "done"
-    result.seconds = time.monotonic() - t0
+    result = write_results(study, config, out, data=data, retrain=retrain, data_dir=data_dir, label=label,
+                           started=t0)
     if verbose:
         _print_summary(result)
     return result
+
+
+def _discard_new_study(store, study_name, new_paths):
+    """Undo a study this run created and never used: delete it from ``store`` and remove the
+    journal file and folders the run created (``new_paths``, deepest first; folders only
+    while empty), so that the corrected command starts afresh instead of meeting its settings."""
+    optuna = _optuna()
+    try:
+        optuna.delete_study(study_name=study_name, storage=store)
+    except Exception:  # noqa: BLE001 - best effort: the error being raised matters more
+        pass
+    for path in new_paths:
+        try:
+            if os.path.isdir(path):
+                os.rmdir(path)
+            else:
+                os.remove(path)
+        except OSError:
+            pass  # not empty (someone else's files) or already gone: leave it
 
 
 def _check_out_is_ours(out, study_name):
@@ -1373,10 +1437,15 @@ def _print_summary(result):
 
 
 def _param_arg(text):
+    """``--param NAME=SPEC`` parsed by argparse, so that a bad spec is a usage error (exit 2)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=SPEC (e.g. learning_rate=1e-4:1e-1:log), got {text!r}")
     name, spec = text.split("=", 1)
-    return name.strip(), spec
+    name = name.strip()
+    try:
+        return name, parse_spec(name, spec)
+    except SearchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_search_arguments(parser):
@@ -1428,9 +1497,14 @@ def run_search_command(args):
     if args.list_params:
         print(_list_params())
         return 0
-    space, settings = load_config(args.config) if args.config else ({}, {})
+    space, settings = ({}, {})
+    if args.config:
+        try:
+            space, settings = load_config(args.config)
+        except SearchError as exc:
+            raise SearchError(f"--config: {exc}") from None
     for name, spec in args.param:
-        space[name] = parse_spec(name, spec)
+        space[name] = spec  # parsed by argparse (_param_arg)
     for key in _SETTINGS:
         value = getattr(args, key, None)
         if value is not None:
