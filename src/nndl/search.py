@@ -1342,6 +1342,10 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
             tag = f"[w{worker_index}] " if worker_index is not None else ""
             _run_trials(study, config, data, deadline=deadline, tag=tag, verbose=verbose)
         else:
+            # Loaded above only to check it (in-memory data= needs jobs=1): each worker loads
+            # its own copy, and this one would sit in memory meanwhile. write_results loads
+            # the data again if it retrains the best trial.
+            data = None
             _run_worker_processes(storage, study_name, out, jobs, data_dir, deadline,
                                   heartbeat, verbose, threads)
     if worker_index is not None:
