@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nndl.gradient_check import eval_numerical_gradient, rel_error
+from nndl.gradient_check import GradientCheck, eval_numerical_gradient, rel_error
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar-10-subset"
@@ -14,18 +14,20 @@ CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar-10-subset"
 def assert_model_gradients(model, X, y, tol=1e-6, atol=1e-9):
     """Compare every analytic gradient of ``model.loss(X, y)`` with a numeric one.
 
-    An entry passes when its relative error is below ``tol`` or both gradients are below
-    ``atol`` in absolute terms (e.g. a bias followed by batchnorm, whose gradient is exactly
-    zero, where relative error is meaningless).
+    The rule of ``nndl.gradient_check.GradientCheck.passed``: the elementwise relative error
+    is below ``tol``, or the largest difference is below ``tol`` times the largest entry
+    (round-off in entries far smaller than the rest), or both gradients are below ``atol``
+    (e.g. a bias followed by batchnorm, whose gradient is exactly zero).
     """
     _, grads = model.loss(X, y)
     assert grads.keys() == model.params.keys()
     for name in sorted(grads):
         num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name], verbose=False)
         assert grads[name].shape == model.params[name].shape, name
-        if np.max(np.abs(num - grads[name])) < atol:
-            continue
-        assert rel_error(num, grads[name]) < tol, (name, rel_error(num, grads[name]))
+        diff = float(np.max(np.abs(num - grads[name])))
+        scale = max(float(np.max(np.abs(num))), float(np.max(np.abs(grads[name]))))
+        check = GradientCheck(type(model).__name__, name, rel_error(num, grads[name]), diff, scale)
+        assert check.passed(tol, atol), check
 
 
 @pytest.fixture(scope="session")

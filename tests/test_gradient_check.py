@@ -91,6 +91,18 @@ def test_a_small_but_wrong_gradient_fails_and_only_zero_gradients_pass_on_noise(
     zero = GradientCheck("toy", "b", rel_error=0.5, abs_error=4e-11, scale=5e-11)
     assert zero.passed(1e-6) and zero.near_zero()
     assert not GradientCheck("toy", "w", 0.5, 4e-11).passed(1e-6)  # no scale given: no fallback
+    # Round-off in one entry far smaller than the rest: the elementwise error is large, the
+    # difference is negligible next to the gradient's size.
+    tiny_entry = GradientCheck("toy", "W2", rel_error=2.6e-6, abs_error=2.2e-11, scale=0.1)
+    assert tiny_entry.passed(1e-6) and not tiny_entry.near_zero() and not tiny_entry.passed(1e-12)
+
+
+@pytest.mark.parametrize("seed", [6, 8, 10, 16, 17])
+def test_check_all_gradients_passes_for_seeds_that_once_hit_a_kink_or_round_off(seed):
+    # Seeds 6, 8, 17 put a dropout model's pre-activation exactly on ReLU's kink (zero biases,
+    # a sample with every hidden unit zeroed); 10 and 16 have round-off in a tiny entry.
+    failed = [c for c in check_all_gradients(seed=seed) if not c.passed(1e-6)]
+    assert failed == []
 
 
 def test_a_tolerance_below_the_round_off_fails_the_check_of_a_large_gradient():

@@ -672,8 +672,10 @@ def run_gradcheck_command(args):
     for c in checks:
         if c.rel_error < args.tolerance:
             result = "ok"
-        elif c.passed(args.tolerance):
+        elif c.near_zero():
             result = f"ok (both gradients ~0: largest entry {c.scale:.1e})"
+        elif c.passed(args.tolerance):
+            result = f"ok (abs. error {c.abs_error:.1e} = {c.abs_error / c.scale:.1e} of the largest entry)"
         else:
             result = "FAILED"
         print(f"{c.name:<{width}}  {c.wrt:<6}  {c.rel_error:>10.2e}  {result}")
