@@ -238,9 +238,9 @@ def test_joining_with_a_different_configuration_is_refused(tmp_path):
 ])
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_bad_dataset_settings_leave_no_study_behind(tmp_path, settings, message, jobs):
-    # The data is loaded after the study is created (a joiner's split comes from the stored
-    # study); a failure there must take the new study back, or the corrected command would
-    # meet the bad settings as the stored ones. With jobs=2 it fails before any worker starts.
+    # The data is loaded before the study (or its journal and folders) is created: otherwise
+    # the corrected command would meet the bad settings as the stored ones. With jobs=2 it
+    # fails once, in this process, before any worker starts.
     out = tmp_path / "runs" / "search"
     with pytest.raises((S.SearchError, FileNotFoundError, ValueError), match=re.escape(message)):
         S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), jobs=jobs,
@@ -251,18 +251,31 @@ def test_bad_dataset_settings_leave_no_study_behind(tmp_path, settings, message,
     assert result.counts["complete"] == 1
 
 
-def test_a_failed_first_run_leaves_an_existing_study_alone(tmp_path):
+def test_a_run_that_cannot_load_its_data_writes_nothing_to_a_shared_journal(tmp_path, monkeypatch):
     journal = tmp_path / "study.journal"
     S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, storage=str(journal), out=str(tmp_path),
              retrain=False, verbose=False)
     before = journal.read_bytes()
-    # A run that joins (does not create) the study and cannot load its data removes nothing.
-    with pytest.raises(FileNotFoundError, match="CIFAR-10 directory not found"):
+
+    def broken(*args, **kwargs):
+        raise S.SearchError("this machine's copy of the data is broken")
+
+    monkeypatch.setattr(S, "load_dataset", broken)
+    # A new study beside the existing one: the data is loaded before the study is created,
+    # so the journal is untouched.
+    with pytest.raises(S.SearchError, match="broken"):
         S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, storage=str(journal),
-                 out=str(tmp_path / "x"), study_name="other", dataset="cifar10", data_dir="/nonexistent",
-                 retrain=False, verbose=False)
+                 out=str(tmp_path / "x"), study_name="other", retrain=False, verbose=False)
+    assert journal.read_bytes() == before
+    # A joiner of the existing study loads the stored split after opening it; failing then, it
+    # leaves the study and its trial as they were (Optuna logs only its refused create).
+    with pytest.raises(S.SearchError, match="broken"):
+        S.search(small_space(learning_rate="1e-3"), trials=2, epochs=1, storage=str(journal),
+                 out=str(tmp_path / "x"), retrain=False, verbose=False)
     assert journal.read_bytes().startswith(before)
+    assert [s.study_name for s in optuna.get_all_study_summaries(S.open_storage(str(journal)))] == ["nndl-search"]
     assert len(load_trials(str(journal))) == 1
+    assert not (tmp_path / "x").exists()
 
 
 # --------------------------------------------------------------------------- searches

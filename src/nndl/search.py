@@ -60,7 +60,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import optim
-from ._files import missing_paths
 from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [
@@ -1306,12 +1305,22 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
             # Checked before open_storage, which would create --out for a journal to report on.
             raise SearchError(f"--report-only: there is no study to report on in --out {out} "
                               f"(no {JOURNAL_NAME}); give the --out or --storage of a search")
-    # What this run creates, so that a run that fails before its first trial can take it back.
+    create = worker_index is None and not report_only
+
+    def split_of(cfg):
+        return cfg.dataset, cfg.num_validation, cfg.num_training
+
+    # The data is loaded (and its split sizes checked) before this run creates a study or a
+    # journal, so that a bad dataset leaves nothing behind for the corrected command to trip
+    # over; a joiner loads the stored study's split below. In-memory data= is used as given.
+    loaded = None
     journal = os.path.join(out, JOURNAL_NAME) if storage is None else (
         None if "://" in storage else os.fspath(storage))
-    new_paths = missing_paths(journal) if journal is not None else []
+    if create and data is None and journal is not None and not os.path.lexists(journal):
+        data, loaded = load_dataset(*_load_args(requested, data_dir)), split_of(requested)
     store = open_storage(storage, out, heartbeat)
-    create = worker_index is None and not report_only
+    if create and data is None and not _study_exists(store, study_name):
+        data, loaded = load_dataset(*_load_args(requested, data_dir)), split_of(requested)
     study, config, created = _open_study(store, study_name, requested if create else None,
                                          create and jobs == 1, label)
     if not created and worker_index is None:
@@ -1319,15 +1328,10 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
         if "trials" in given_settings and given_settings["trials"] != config.trials:
             config.trials = given_settings["trials"]
             study.set_user_attr(CONFIG_ATTR, config.to_json())
-    if not report_only and data is None and worker_index is None:
-        # Loaded here, once, also when workers will train (each loads its own copy): bad
-        # dataset settings then fail in one line before any worker starts.
-        try:
-            data = load_dataset(config.dataset, data_dir, config.num_validation, config.num_training)
-        except BaseException:
-            if created:
-                _discard_new_study(store, study_name, new_paths)
-            raise
+    if not report_only and worker_index is None and (data is None or (loaded and loaded != split_of(config))):
+        # Joining (or another machine created the study first): the stored split. With
+        # workers it is loaded here too, so that a bad dataset fails once, before they start.
+        data = load_dataset(*_load_args(config, data_dir))
     if verbose and worker_index is None:
         action = "created" if created else "joined"
         size = f"grid of {len(_grid_points(config.space))}" if config.sampler == "grid" else f"{config.trials} trials"
@@ -1337,7 +1341,7 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     deadline = None if timeout is None else t0 + timeout
     if not report_only:
         if data is None and worker_index is not None:
-            data = load_dataset(config.dataset, data_dir, config.num_validation, config.num_training)
+            data = load_dataset(*_load_args(config, data_dir))
         if jobs == 1 or worker_index is not None:
             tag = f"[w{worker_index}] " if worker_index is not None else ""
             _run_trials(study, config, data, deadline=deadline, tag=tag, verbose=verbose)
@@ -1358,23 +1362,18 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     return result
 
 
-def _discard_new_study(store, study_name, new_paths):
-    """Undo a study this run created and never used: delete it from ``store`` and remove the
-    journal file and folders the run created (``new_paths``, deepest first; folders only
-    while empty), so that the corrected command starts afresh instead of meeting its settings."""
-    optuna = _optuna()
+def _load_args(config, data_dir):
+    """``load_dataset``'s arguments for a study configuration."""
+    return config.dataset, data_dir, config.num_validation, config.num_training
+
+
+def _study_exists(storage, name):
+    """True if ``storage`` holds a study called ``name`` (False if it cannot say: the open
+    that follows then reports the storage's problem)."""
     try:
-        optuna.delete_study(study_name=study_name, storage=store)
-    except Exception:  # noqa: BLE001 - best effort: the error being raised matters more
-        pass
-    for path in new_paths:
-        try:
-            if os.path.isdir(path):
-                os.rmdir(path)
-            else:
-                os.remove(path)
-        except OSError:
-            pass  # not empty (someone else's files) or already gone: leave it
+        return name in {s.study_name for s in _optuna().get_all_study_summaries(storage)}
+    except Exception:  # noqa: BLE001 - storage errors are reported by _open_study
+        return False
 
 
 def _check_out_is_ours(out, study_name):
