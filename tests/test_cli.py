@@ -101,7 +101,7 @@ def test_train_without_the_cli_extra_still_trains_and_saves(tmp_path, monkeypatc
 
 def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_subset_dir, tmp_path, capsys):
     status, out, _ = run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--epochs", 1,
-                          "--out", tmp_path, "-q"], capsys)
+                          "--checkpoints", "--out", tmp_path, "-q"], capsys)
     assert status == 0
     assert "4170 training, 1000 validation, 0 test images of shape (3, 32, 32)" in out
     assert "has no test_batch: reporting validation accuracy only" in out and not accuracy_line(out)
@@ -116,8 +116,11 @@ def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_s
     # By default evaluate scores the split train reported (validation here), saying so.
     status, out, err = run(["evaluate", tmp_path / "model.npz"], capsys)
     assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
-    assert "trained without a test split; scoring its validation split" in err
+    assert "there is no test split; scoring the validation split" in err
     status, out, _ = run(["evaluate", tmp_path / "model.npz", "--split", "val"], capsys)
+    assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
+    # A checkpoint's metadata says as much about the split: the same default.
+    status, out, err = run(["evaluate", tmp_path / "checkpoints" / "epoch_1.npz"], capsys)
     assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
     # Asked for the test split explicitly, it says why there is none.
     status, _, err = run(["evaluate", tmp_path / "model.npz", "--split", "test"], capsys)
@@ -449,7 +452,7 @@ def test_traceback_flag_shows_the_exception(tmp_path):
 def test_evaluate_a_digits_model_trained_without_a_test_split(tmp_path, capsys):
     assert run(["train", "--num-test", 0, "--epochs", 1, "--hidden", 8, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
     status, out, err = run(["evaluate", tmp_path / "o" / "model.npz"], capsys)  # the split train reported
-    assert status == 0 and accuracy_line(out, "validation") and "scoring its validation split" in err
+    assert status == 0 and accuracy_line(out, "validation") and "scoring the validation split" in err
     status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "test"], capsys)
     assert_one_line_error(status, err, r"was trained with no digits test split \(--num-test 0\); use --split val")
     assert "cifar" not in err.lower()
