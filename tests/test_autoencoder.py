@@ -62,7 +62,7 @@ def test_autoencoder_dtype_and_bad_input():
 
 
 def test_integer_dtype_is_refused():
-    with pytest.raises(TypeError, match="dtype must be a numpy float dtype"):
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         LinearAutoencoder(6, 2, dtype=int)
 
 

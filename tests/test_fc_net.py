@@ -192,7 +192,8 @@ def test_overfits_50_cifar_images_with_the_course_recipe(cifar_subset_dir):
     (dict(hidden_dims=[5], num_classes=1.5), ValueError, "num_classes"),
     (dict(hidden_dims=[5], activation="tanh"), ValueError, "activation must be one of"),
     (dict(hidden_dims=[5], normalization="groupnorm"), ValueError, "normalization must be one of"),
-    (dict(hidden_dims=[5], dtype=np.int32), TypeError, "dtype must be a numpy float dtype"),
+    (dict(hidden_dims=[5], dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
+    (dict(hidden_dims=[5], dtype=np.float16), TypeError, "dtype must be float32 or float64, got float16"),
     (dict(hidden_dims=[5], seed="x"), TypeError, "seed must be None"),
 ])
 def test_constructor_rejects_bad_arguments(kwargs, error, message):

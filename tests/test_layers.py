@@ -348,3 +348,22 @@ def test_losses_of_integer_scores_equal_those_of_the_same_floats(loss):
     value_f, dx_f = loss(x.astype(np.float64), y)
     assert value == value_f and dx.dtype == np.float64
     np.testing.assert_array_equal(dx, dx_f)
+
+
+def test_numpy_float64_hyperparameters_keep_float32_normalisation_float32():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    gamma, beta = np.ones(4, np.float32), np.zeros(4, np.float32)
+    bn_param = {"mode": "train", "eps": np.float64(1e-5), "momentum": np.float64(0.9)}
+    out, cache = batchnorm_forward(x, gamma, beta, bn_param)
+    assert out.dtype == np.float32 and bn_param["running_var"].dtype == np.float32
+    assert all(g.dtype == np.float32 for g in batchnorm_backward(out, cache))
+    out, cache = layernorm_forward(x, gamma, beta, {"eps": np.float64(1e-5)})
+    assert out.dtype == np.float32 and layernorm_backward(out, cache)[0].dtype == np.float32
+
+
+def test_batchnorm_mode_typo_leaves_bn_param_untouched():
+    bn_param = {"mode": "tset"}
+    with pytest.raises(ValueError, match="bn_param\\['mode'\\] must be 'train' or 'test', got 'tset'"):
+        batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), bn_param)
+    assert bn_param == {"mode": "tset"}

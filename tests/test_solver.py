@@ -292,3 +292,38 @@ def test_check_accuracy_takes_lists_and_refuses_mismatched_labels():
     assert solver.check_accuracy(X.tolist(), y.tolist()) == solver.check_accuracy(X, y)
     with pytest.raises(ValueError, match=r"y must have shape \(\d+,\) to match the inputs"):
         solver.check_accuracy(X, y[:-1])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_samples=0), "num_samples must be a positive int, got 0"),
+    (dict(num_samples=-3), "num_samples must be a positive int, got -3"),
+    (dict(batch_size=0), "batch_size must be a positive int, got 0"),
+])
+def test_check_accuracy_refuses_bad_sizes_by_name(kwargs, message):
+    data = blobs()
+    solver = Solver(small_model(), data, verbose=False, seed=0)
+    with pytest.raises(ValueError, match=message):
+        solver.check_accuracy(data["X_val"], data["y_val"], **kwargs)
+
+
+def test_stopping_early_from_the_epoch_callback_leaves_the_best_parameters_in_the_model():
+    # A learning rate so large that validation accuracy falls after its best epoch.
+    class Stop(Exception):
+        pass
+
+    last = {}
+
+    def stop_at_3(solver):
+        if solver.epoch == 3:
+            last.update({k: v.copy() for k, v in solver.model.params.items()})
+            raise Stop
+
+    solver = Solver(small_model(), blobs(), num_epochs=10, batch_size=100, verbose=False, seed=0,
+                    update_rule="sgd", optim_config={"learning_rate": 5.0}, epoch_callback=stop_at_3)
+    with pytest.raises(Stop):
+        solver.train()
+    assert solver.epoch == 3
+    assert not np.array_equal(last["W1"], solver.best_params["W1"])  # the best epoch was an earlier one
+    for name, value in solver.best_params.items():
+        np.testing.assert_array_equal(solver.model.params[name], value)
+    assert solver.model.params["W1"] is not solver.best_params["W1"]  # a copy, as at a normal end

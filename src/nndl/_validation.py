@@ -142,3 +142,21 @@ def check_labels(name, y, num_examples, num_classes=None):
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} must lie in [0, {num_classes}), got label {bad}")
     return y
+
+
+MODEL_DTYPES = ("float32", "float64")
+
+
+def check_model_dtype(dtype):
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``.
+
+    Narrower floats fail in training (float16 rounds Adam's epsilon to 0 and overflows the
+    softmax), and wider ones have no BLAS: matrix products would crawl.
+    """
+    try:
+        value = np.dtype(dtype)
+    except TypeError:
+        value = None
+    if value is None or value.name not in MODEL_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {getattr(value, 'name', None) or repr(dtype)}")
+    return value

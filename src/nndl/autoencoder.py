@@ -18,7 +18,8 @@ matrix (for centred data, PCA's subspace), with ``W @ W.T = I``.
 
 import numpy as np
 
-from ._validation import check_features, check_nonneg_float, check_positive_float, check_positive_int
+from ._validation import (check_features, check_model_dtype, check_nonneg_float, check_positive_float,
+                          check_positive_int)
 
 __all__ = ["LinearAutoencoder"]
 
@@ -36,7 +37,7 @@ class LinearAutoencoder:
         Standard deviation of the initial weights.
     reg : float
         L2 strength.
-    dtype : numpy float dtype
+    dtype : float32 or float64
     seed : None, int or numpy.random.Generator
         None draws from NumPy's global random state.
     """
@@ -46,9 +47,7 @@ class LinearAutoencoder:
         self.code_dim = check_positive_int("code_dim", code_dim)
         weight_scale = check_positive_float("weight_scale", weight_scale)
         self.reg = check_nonneg_float("reg", reg)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":  # integer weights would round 0.01 * randn to zeros
-            raise TypeError(f"dtype must be a numpy float dtype such as float64, got {self.dtype}")
+        self.dtype = check_model_dtype(dtype)  # integer weights would round 0.01 * randn to zeros
         shape = (self.code_dim, self.input_dim)
         if seed is None:
             draw = np.random.randn(*shape)

@@ -40,7 +40,7 @@ from . import layer_utils
 from . import layers as L
 from ._parallel import add_scaled
 from ._validation import (
-    check_choice, check_features, check_finite, check_hidden_dims, check_nonneg_float,
+    check_choice, check_features, check_finite, check_hidden_dims, check_model_dtype, check_nonneg_float,
     check_positive_float, check_positive_int, check_probability,
 )
 from .layer_utils import *  # noqa: F401,F403 - the course notebooks get the layers from here
@@ -107,12 +107,7 @@ class FullyConnectedNet:
         normalization = "batchnorm" if use_batchnorm else normalization
         self.normalization = check_choice("normalization", normalization,
                                           (None,) + tuple(NORMALIZATIONS))
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be a numpy float dtype, got {dtype!r}") from None
-        if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be a numpy float dtype such as float32, got {self.dtype}")
+        self.dtype = check_model_dtype(dtype)
         seed = _check_seed(seed)
 
         self.use_batchnorm = self.normalization == "batchnorm"

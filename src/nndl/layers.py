@@ -185,8 +185,12 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     cache : tuple
     """
     mode = bn_param.get("mode")
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
+    if mode not in ("train", "test"):
+        # Before the running averages are created: a typo leaves bn_param as it was.
+        raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    # Python floats: a NumPy float64 eps (np.logspace, a search) would upcast float32 layers.
+    eps = float(bn_param.get("eps", 1e-5))
+    momentum = float(bn_param.get("momentum", 0.9))
     D = x.shape[1]
     running_mean = bn_param.get("running_mean")
     if running_mean is None:
@@ -204,10 +208,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         running_var += (1 - momentum) * var[0]
         out = xhat * gamma + beta
         return out, (xhat, gamma, inv_std)
-    if mode == "test":
-        xhat = (x - running_mean) / np.sqrt(running_var + eps)
-        return xhat * gamma + beta, None
-    raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    xhat = (x - running_mean) / np.sqrt(running_var + eps)
+    return xhat * gamma + beta, None
 
 
 def batchnorm_backward(dout, cache):
@@ -244,7 +246,7 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
     out : ndarray, shape (N, D)
     cache : tuple
     """
-    eps = (ln_param or {}).get("eps", 1e-5)
+    eps = float((ln_param or {}).get("eps", 1e-5))  # a NumPy float64 would upcast float32 x
     xhat, inv_std, _, _ = _normalize(x, 1, eps)
     return xhat * gamma + beta, (xhat, gamma, inv_std)
 
