@@ -367,3 +367,20 @@ def test_batchnorm_mode_typo_leaves_bn_param_untouched():
     with pytest.raises(ValueError, match="bn_param\\['mode'\\] must be 'train' or 'test', got 'tset'"):
         batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), bn_param)
     assert bn_param == {"mode": "tset"}
+
+
+def test_swish_keeps_its_precision_for_negative_inputs():
+    x64 = np.array([-30.0, -20.0, -10.0, -1.0, 0.0, 1.0, 10.0, 30.0])
+    ref = x64 / (1.0 + np.exp(-x64))  # fine in float64 over this range
+    out32, cache32 = swish_forward(x64.astype(np.float32))
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, ref, rtol=1e-6, atol=0)  # -20 gives -4.1e-8, not 0
+    dout = np.ones_like(x64)
+    ref_grad = np.array([eval_numerical_gradient_array(lambda z: swish_forward(z)[0], np.array([v]), np.ones(1))[0]
+                         for v in x64])
+    np.testing.assert_allclose(swish_backward(dout.astype(np.float32), cache32), ref_grad, rtol=1e-4, atol=1e-12)
+    x = 30 * np.random.default_rng(0).standard_normal((5, 4))
+    out, cache = swish_forward(x)
+    dout = np.random.default_rng(1).standard_normal(x.shape)
+    num = eval_numerical_gradient_array(lambda z: swish_forward(z)[0], x, dout)
+    assert rel_error(num, swish_backward(dout, cache)) < 1e-7

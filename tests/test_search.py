@@ -174,6 +174,15 @@ def test_a_missing_config_file_names_the_flag(tmp_path, capsys):
     assert S.main(["--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert f"--config: search file {tmp_path / 'nope.toml'} not found" in err and err.count("\n") == 1
+    (tmp_path / "cdir").mkdir()
+    assert S.main(["--config", str(tmp_path / "cdir"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"--config: cannot read search file {tmp_path / 'cdir'}: Is a directory" in err and err.count("\n") == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search]\ntrials = 0\n")
+    assert S.main(["--config", str(bad), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"--config: {bad}: trials must be an int >= 1, got 0" in err
 
 
 def test_storage_that_is_not_a_journal_is_refused_untouched(tmp_path, capsys):

@@ -73,6 +73,16 @@ def test_permutation_sampling_visits_every_example_once_per_epoch():
     assert sorted(seen.tolist()) == list(range(500))
 
 
+def test_permutation_sampling_skips_the_remainder_of_each_permutation_as_documented():
+    data = blobs()  # 500 training examples; batches of 60 leave 20 each epoch
+    solver = Solver(small_model(), data, sampling="permutation", batch_size=60, num_epochs=2,
+                    verbose=False, seed=0)
+    epochs = [np.concatenate([solver._batch_indices(t) for t in range(e * 8, e * 8 + 8)]) for e in range(2)]
+    for seen in epochs:
+        assert len(seen) == 480 and len(set(seen.tolist())) == 480  # no repeats within an epoch
+    assert set(epochs[0].tolist()) != set(epochs[1].tolist())  # a different 20 skipped each time
+
+
 def test_seed_makes_training_reproducible_without_touching_global_state():
     runs = []
     for _ in range(2):

@@ -5,6 +5,9 @@ Contract
 Same as ``layers``: ``*_forward`` returns ``(out, cache)`` and ``*_backward(dout, cache)``
 returns the gradients of every forward input, in the order the forward takes them.
 
+Unlike the course's sandwiches, a ReLU block without dropout returns the array its cache holds
+(see ``hidden_block_forward``): treat ``out`` as read-only until the backward pass is done.
+
 ``hidden_block_forward`` is the one general block a FullyConnectedNet hidden layer is made of,
 ``affine - [batchnorm | layernorm] - activation - [dropout]``; the named sandwiches of the
 course (``affine_relu``, ``affine_batchnorm_relu``, ...) are thin spellings of it.
@@ -53,6 +56,9 @@ def hidden_block_forward(x, w, b, gamma=None, beta=None, norm=None, norm_param=N
     Returns
     -------
     out : ndarray, shape (N, M)
+        With ReLU and no dropout, this array is also part of ``cache`` (ReLU's backward reads
+        where it is positive; sharing it saves a copy per layer): change a copy of ``out``,
+        not ``out`` itself, before calling the backward pass.
     cache : tuple
     """
     act_forward, _ = L.ACTIVATIONS[check_choice("activation", activation, tuple(L.ACTIVATIONS))]

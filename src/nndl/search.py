@@ -443,6 +443,8 @@ def load_config(path):
         raise SearchError(f"search file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise SearchError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise SearchError(f"cannot read search file {path}: {exc.strerror or exc}") from None
     unknown = sorted(set(doc) - {"space", "search"})
     if unknown:
         raise SearchError(f"{path}: unknown table(s) {', '.join(unknown)}; expected [space] and [search]")
@@ -458,7 +460,10 @@ def load_config(path):
             space[name] = _spec_from_toml(name, value)
         except SearchError as exc:
             raise SearchError(f"{path}: {exc}") from None
-    _check_settings(settings)
+    try:
+        _check_settings(settings)
+    except SearchError as exc:
+        raise SearchError(f"{path}: {exc}") from None
     return space, settings
 
 

@@ -28,7 +28,10 @@ the model goes one step further and updates each weight matrix inside the matrix
 that forms its gradient (``FullyConnectedNet.loss(..., sgd_steps=...)``).
 
 Sampling: ``sampling='replacement'`` (default) draws each batch with replacement, as the course
-does; ``sampling='permutation'`` visits the training set in a fresh random order every epoch.
+does; ``sampling='permutation'`` cuts each epoch's batches from a fresh random permutation of
+the training set, so no example repeats within an epoch. Both modes run ``num_train //
+batch_size`` steps an epoch: with a permutation, the ``num_train % batch_size`` examples at its
+end are skipped that epoch (PyTorch's ``drop_last=True``), different ones every epoch.
 With ``seed=None`` batches come from NumPy's global random state; an int or Generator
 ``seed`` is used privately.
 """
