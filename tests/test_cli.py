@@ -3,6 +3,7 @@ the subcommand registry, and every bad input giving one line and a nonzero exit.
 
 import json
 import os
+import shutil
 import pickle
 import re
 import subprocess
@@ -467,3 +468,17 @@ def test_evaluate_a_cifar10_model_trained_with_num_test_0(tmp_path, capsys):
                 "--batch-size", 5, "--epochs", 1, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
     status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--split", "test"], capsys)
     assert_one_line_error(status, err, r"was trained with no cifar10 test split \(--num-test 0\); use --split val")
+
+
+def test_evaluate_does_not_fall_back_to_validation_on_another_directory(tmp_path, capsys):
+    # Trained where there is a test batch; then pointed at a copy without one. That copy's
+    # "validation" images may be the model's training images, so there is no fallback.
+    full = _cifar_dir(tmp_path)
+    write_batch(full / "test_batch", n=4, seed=9)
+    other = tmp_path / "other"
+    shutil.copytree(full, other)
+    (other / "test_batch").unlink()
+    assert run(["train", "--dataset", "cifar10", "--data-dir", full, "--num-validation", 10, "--batch-size", 5,
+                "--epochs", 1, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
+    status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--data-dir", other], capsys)
+    assert_one_line_error(status, err, "has no test_batch, so there is no test split; use --split val")

@@ -342,3 +342,13 @@ def test_sgd_steps_with_penalty_grads_follow_the_penalized_gradient():
     stepped.loss(X, y, sgd_steps={"W1": (0.1, 0.2)})
     expected = reference.params["W1"] - 0.1 * (grads["W1"] + 0.2 * reference.params["W1"])
     np.testing.assert_allclose(stepped.params["W1"], expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype, message", [
+    (">f4", r"dtype must be float32 or float64, got >f4 \(float32 in the other byte order\)"),
+    (None, "dtype must be float32 or float64, got None"),
+    (np.complex64, "dtype must be float32 or float64, got complex64"),
+])
+def test_only_native_float32_and_float64_models_are_built(dtype, message):
+    with pytest.raises(TypeError, match=message):
+        FullyConnectedNet([3], input_dim=2, num_classes=2, dtype=dtype)

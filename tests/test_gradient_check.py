@@ -97,6 +97,13 @@ def test_a_small_but_wrong_gradient_fails_and_only_zero_gradients_pass_on_noise(
     assert tiny_entry.passed(1e-6) and not tiny_entry.near_zero() and not tiny_entry.passed(1e-12)
 
 
+def test_a_nan_gradient_never_passes():
+    from nndl.gradient_check import _compare
+
+    check = _compare("toy", "b", np.full(3, 1e-12), np.full(3, np.nan))
+    assert not check.passed(1e-6) and not check.near_zero()
+
+
 @pytest.mark.parametrize("seed", [6, 8, 10, 16, 17])
 def test_check_all_gradients_passes_for_seeds_that_once_hit_a_kink_or_round_off(seed):
     # Seeds 6, 8, 17 put a dropout model's pre-activation exactly on ReLU's kink (zero biases,

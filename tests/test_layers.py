@@ -384,3 +384,10 @@ def test_swish_keeps_its_precision_for_negative_inputs():
     dout = np.random.default_rng(1).standard_normal(x.shape)
     num = eval_numerical_gradient_array(lambda z: swish_forward(z)[0], x, dout)
     assert rel_error(num, swish_backward(dout, cache)) < 1e-7
+
+
+def test_swish_of_very_negative_inputs_raises_nothing_under_strict_error_settings():
+    with np.errstate(all="raise"):
+        out, cache = swish_forward(np.array([-90.0, -1e4, 1e4], dtype=np.float32))
+        swish_backward(np.ones(3, np.float32), cache)
+    np.testing.assert_allclose(out, [-90.0 / (1.0 + np.exp(90.0)), 0.0, 1e4], rtol=1e-5)  # -7.4e-38: still exact

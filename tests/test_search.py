@@ -283,6 +283,8 @@ def test_a_run_that_cannot_load_its_data_writes_nothing_to_a_shared_journal(tmp_
                  out=str(tmp_path / "x"), retrain=False, verbose=False)
     assert journal.read_bytes().startswith(before)
     assert [s.study_name for s in optuna.get_all_study_summaries(S.open_storage(str(journal)))] == ["nndl-search"]
+    stored = optuna.load_study(study_name="nndl-search", storage=S.open_storage(str(journal))).user_attrs
+    assert stored[S.CONFIG_ATTR]["trials"] == 1  # its --trials 2 was not applied either
     assert len(load_trials(str(journal))) == 1
     assert not (tmp_path / "x").exists()
 

@@ -316,7 +316,7 @@ def test_check_accuracy_refuses_bad_sizes_by_name(kwargs, message):
         solver.check_accuracy(data["X_val"], data["y_val"], **kwargs)
 
 
-def test_stopping_early_from_the_epoch_callback_leaves_the_best_parameters_in_the_model():
+def test_stopping_early_from_the_epoch_callback_then_restore_best_gives_the_best_parameters():
     # A learning rate so large that validation accuracy falls after its best epoch.
     class Stop(Exception):
         pass
@@ -334,6 +334,9 @@ def test_stopping_early_from_the_epoch_callback_leaves_the_best_parameters_in_th
         solver.train()
     assert solver.epoch == 3
     assert not np.array_equal(last["W1"], solver.best_params["W1"])  # the best epoch was an earlier one
+    # Stopped by an exception, the model keeps its last parameters (train() could carry on) ...
+    np.testing.assert_array_equal(solver.model.params["W1"], last["W1"])
+    solver.restore_best()  # ... until the caller asks for the best ones, as train() does at its end
     for name, value in solver.best_params.items():
         np.testing.assert_array_equal(solver.model.params[name], value)
-    assert solver.model.params["W1"] is not solver.best_params["W1"]  # a copy, as at a normal end
+    assert solver.model.params["W1"] is not solver.best_params["W1"]  # a copy

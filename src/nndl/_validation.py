@@ -153,10 +153,17 @@ def check_model_dtype(dtype):
     Narrower floats fail in training (float16 rounds Adam's epsilon to 0 and overflows the
     softmax), and wider ones have no BLAS: matrix products would crawl.
     """
-    try:
-        value = np.dtype(dtype)
-    except TypeError:
-        value = None
-    if value is None or value.name not in MODEL_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {getattr(value, 'name', None) or repr(dtype)}")
+    value = None
+    if dtype is not None:  # np.dtype(None) would be float64: refuse it rather than guess
+        try:
+            value = np.dtype(dtype)
+        except TypeError:
+            pass
+    # Compared as dtypes, not names: a big-endian float32 is named float32 too, but BLAS
+    # cannot multiply it at speed.
+    if value is None:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    if value not in (np.dtype(np.float32), np.dtype(np.float64)):
+        shown = f"{value.str} ({value.name} in the other byte order)" if value.name in MODEL_DTYPES else value.name
+        raise TypeError(f"dtype must be float32 or float64, got {shown}")
     return value

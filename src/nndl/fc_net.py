@@ -80,7 +80,7 @@ class FullyConnectedNet:
     weight_scale : float > 0
         Standard deviation of the normally distributed initial weights; biases start at 0,
         gamma at 1 and beta at 0.
-    dtype : numpy dtype
+    dtype : float32 or float64
         float32 (fast) or float64 (for numeric gradient checks).
     seed : None, int or numpy.random.Generator
         Source of randomness; see the module docstring.
@@ -334,7 +334,7 @@ class TwoLayerNet(FullyConnectedNet):
     weight_scale : float
         Standard deviation of the initial weights (W1 is (D, H), W2 is (H, C)).
     reg : float
-    dtype : numpy dtype
+    dtype : float32 or float64
         float64 by default, so the course's reference losses match to 1e-10.
     seed : None, int or numpy.random.Generator
     activation, normalization : see FullyConnectedNet.

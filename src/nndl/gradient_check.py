@@ -16,6 +16,7 @@ nndl on small float64 inputs and returns one ``GradientCheck`` per (function, in
 
 import math
 import random
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -173,18 +174,21 @@ class GradientCheck(NamedTuple):
         A gradient that is wrong everywhere, however small, still fails: its difference is
         of the order of its largest entry.
         """
+        if not (math.isfinite(self.abs_error) and math.isfinite(self.rel_error)):
+            return False  # NaN or inf in either gradient is never a match
         return self.rel_error < tol or self.abs_error <= tol * self.scale or self.scale < atol
 
     def near_zero(self, atol=1e-8):
-        """True if every entry of both gradients is below ``atol`` in magnitude."""
-        return self.scale < atol
+        """True if every entry of both gradients is below ``atol`` in magnitude (and finite)."""
+        return math.isfinite(self.abs_error) and self.scale < atol
 
 
 def _compare(name, wrt, numeric, analytic):
     analytic = np.asarray(analytic, dtype=np.float64)
     if analytic.shape != numeric.shape:
         raise ValueError(f"{name}: gradient of {wrt} has shape {analytic.shape}, expected {numeric.shape}")
-    scale = float(max(np.max(np.abs(numeric), initial=0.0), np.max(np.abs(analytic), initial=0.0)))
+    # np.max, not Python's max, so that a NaN in either gradient makes the scale NaN too.
+    scale = float(np.max([np.max(np.abs(numeric), initial=0.0), np.max(np.abs(analytic), initial=0.0)]))
     return GradientCheck(name, wrt, rel_error(numeric, analytic), float(np.max(np.abs(numeric - analytic))), scale)
 
 
@@ -286,11 +290,12 @@ def check_all_gradients(seed=0):
         ("FullyConnectedNet swish", FullyConnectedNet([7, 5], activation="swish", **fc)),
     ]
     for name, model in models:
-        # Biases start at zero; with them, a sample whose hidden units are all zeroed (ReLU and
-        # dropout) puts the next layer's pre-activation exactly on ReLU's kink, where the
-        # numeric and analytic derivatives differ by design. Random biases keep off it.
+        # Biases b1, b2, ... start at zero; with them, a sample whose hidden units are all
+        # zeroed (ReLU and dropout) puts the next layer's pre-activation exactly on ReLU's
+        # kink, where the numeric and analytic derivatives differ by design. Random biases
+        # keep off it.
         for key in model.params:
-            if key.startswith("b"):
+            if re.fullmatch(r"b\d+", key):
                 model.params[key] = 0.1 * normal(model.params[key].shape)
         results += _check_model(name, model, X, y)
     # The stand-alone nets draw their weights from NumPy's global state; keep it untouched.

@@ -119,9 +119,10 @@ def leaky_relu_backward(dout, cache):
 def _sigmoid(x):
     # exp(-|x|) never overflows, and for x < 0 the value e / (1 + e) keeps its relative
     # precision (1 + tanh(x / 2) cancels to 0 in float32 below x = -17). Keeps x's dtype.
-    e = np.exp(-np.abs(x))
-    s = 1.0 / (1.0 + e)
-    return np.where(x >= 0, s, e * s)
+    with np.errstate(under="ignore"):  # exp(-|x|) rounding to 0 is the right answer
+        e = np.exp(-np.abs(x))
+        s = 1.0 / (1.0 + e)
+        return np.where(x >= 0, s, e * s)
 
 
 def swish_forward(x):

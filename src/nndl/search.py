@@ -1330,13 +1330,15 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
                                          create and jobs == 1, label)
     if not created and worker_index is None:
         _reconcile(config, requested, given, study_name, label)
-        if "trials" in given_settings and given_settings["trials"] != config.trials:
-            config.trials = given_settings["trials"]
-            study.set_user_attr(CONFIG_ATTR, config.to_json())
     if not report_only and worker_index is None and (data is None or (loaded and loaded != split_of(config))):
         # Joining (or another machine created the study first): the stored split. With
         # workers it is loaded here too, so that a bad dataset fails once, before they start.
         data = load_dataset(*_load_args(config, data_dir))
+    if not created and worker_index is None and "trials" in given_settings \
+            and given_settings["trials"] != config.trials:
+        # Only once the data loaded: a joiner that fails leaves the study as it was.
+        config.trials = given_settings["trials"]
+        study.set_user_attr(CONFIG_ATTR, config.to_json())
     if verbose and worker_index is None:
         action = "created" if created else "joined"
         size = f"grid of {len(_grid_points(config.space))}" if config.sampler == "grid" else f"{config.trials} trials"

@@ -89,8 +89,8 @@ class Solver:
         Source of the batch and accuracy-subsample randomness.
     epoch_callback : callable or None
         ``epoch_callback(solver)`` after each accuracy check (epoch 0 included); use it for
-        progress bars or to stop early by raising an exception (``train`` then re-raises it,
-        having put the best parameters so far into the model, as at a normal end).
+        progress bars or to stop early by raising an exception (the model then holds the last
+        parameters; ``solver.restore_best()`` puts the best ones so far into it).
     resume_from : str, path or None
         A checkpoint written with ``checkpoint_name`` (or ``save_checkpoint``): training
         continues from its epoch with its optimizer state, histories and best parameters
@@ -347,36 +347,37 @@ class Solver:
         if start >= num_iterations:
             warnings.warn(f"train() has nothing to do: the {self.epoch} epochs of num_epochs={self.num_epochs} "
                           f"are done; raise solver.num_epochs to train further", UserWarning, stacklevel=2)
-        try:
-            for t in range(start, num_iterations):
-                # A diverging run overflows somewhere in the step; the loss check below
-                # reports that in one clear error, so NumPy's warnings from inside the layers
-                # would only bury it.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    loss = self._step(t)
-                if not np.isfinite(loss):
-                    lr = self.optim_configs[next(iter(self.optim_configs))].get("learning_rate")
-                    raise FloatingPointError(
-                        f"loss became {loss} at iteration {t + 1}; training stopped. "
-                        f"Try a smaller learning rate (was {lr}) or a smaller weight_scale")
-                if self.verbose and t % self.print_every == 0:
-                    print(f"(Iteration {t + 1} / {num_iterations}) loss: {loss:f}")
-                epoch_end = (t + 1) % iterations_per_epoch == 0
-                if epoch_end:
-                    self.epoch += 1
-                    for config in self.optim_configs.values():
-                        if "learning_rate" in config:
-                            config["learning_rate"] = float(config["learning_rate"] * self.lr_decay)
-                if t == 0 or epoch_end or t == num_iterations - 1:
-                    self._check_epoch()
-        finally:
-            # Also when stopped early (an epoch_callback that raises, an interrupt, divergence):
-            # the model keeps the best parameters seen, not the last ones.
-            self._restore_best()
+        for t in range(start, num_iterations):
+            # A diverging run overflows somewhere in the step; the loss check below reports
+            # that in one clear error, so NumPy's warnings from inside the layers would only
+            # bury it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss = self._step(t)
+            if not np.isfinite(loss):
+                lr = self.optim_configs[next(iter(self.optim_configs))].get("learning_rate")
+                raise FloatingPointError(
+                    f"loss became {loss} at iteration {t + 1}; training stopped. "
+                    f"Try a smaller learning rate (was {lr}) or a smaller weight_scale")
+            if self.verbose and t % self.print_every == 0:
+                print(f"(Iteration {t + 1} / {num_iterations}) loss: {loss:f}")
+            epoch_end = (t + 1) % iterations_per_epoch == 0
+            if epoch_end:
+                self.epoch += 1
+                for config in self.optim_configs.values():
+                    if "learning_rate" in config:
+                        config["learning_rate"] = float(config["learning_rate"] * self.lr_decay)
+            if t == 0 or epoch_end or t == num_iterations - 1:
+                self._check_epoch()
+        self.restore_best()
         return self
 
-    def _restore_best(self):
-        """Put the best epoch's parameters (and batchnorm running averages) into the model."""
+    def restore_best(self):
+        """Put the best epoch's parameters (and batchnorm running averages) into the model.
+
+        ``train`` does this at its end. A run stopped by an exception (an ``epoch_callback``
+        that stops early, an interrupt) leaves the last parameters in the model, so that
+        ``train()`` can carry on from where it stopped; call this to keep the best ones instead.
+        """
         for name, value in self.best_params.items():
             self.model.params[name] = value.copy()
         for bn_param, saved in zip(getattr(self.model, "bn_params", []), self.best_bn_stats):
