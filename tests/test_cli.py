@@ -253,6 +253,8 @@ def test_a_module_can_add_a_subcommand_and_a_broken_one_does_not_break_the_other
 @pytest.mark.parametrize("argv, pattern", [
     (["train", "--frobnicate"], r"^nndl train: error: unrecognized arguments: --frobnicate \(see nndl train --help\)$"),
     (["--frobnicate", "evaluate", "m.npz"], r"^nndl evaluate: error: unrecognized arguments: --frobnicate"),
+    (["--frobnicate"], r"^nndl: error: unrecognized arguments: --frobnicate \(see nndl --help\)$"),
+    ([], r"^nndl: error: the following arguments are required: COMMAND"),
     (["train", "--learning-rate", "-1"], r"argument --learning-rate/--lr: expected a number > 0, got '-1'"),
     (["train", "--hidden", "100", "0"], "argument --hidden: expected a positive integer, got '0'"),
     (["train", "--dropout", "1.5"], r"expected a number in \[0, 1\), got '1.5'"),

@@ -708,7 +708,8 @@ def build_parser():
                                               "neural-network classifiers in NumPy.")
     parser.add_argument("--version", action="version", version=f"nndl {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required=True: main reports a missing COMMAND itself, after any unknown option.
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands = parser.commands = {}  # name -> subparser, so that main can report in its name
     for name, (module_name, help_text) in COMMANDS.items():
         if module_name == __name__:
@@ -743,6 +744,8 @@ def main(argv=None):
         if unknown:
             # Reported by the subcommand's parser, so that the message points at its --help.
             parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command is None:
+            parser.error("the following arguments are required: COMMAND")
     except SystemExit as exc:  # --help, --version and usage errors: return the status, for main(argv) callers
         return exc.code if isinstance(exc.code, int) else 1
     try:
