@@ -95,6 +95,11 @@ def test_a_small_but_wrong_gradient_fails_and_only_zero_gradients_pass_on_noise(
     # difference is negligible next to the gradient's size.
     tiny_entry = GradientCheck("toy", "W2", rel_error=2.6e-6, abs_error=2.2e-11, scale=0.1)
     assert tiny_entry.passed(1e-6) and not tiny_entry.near_zero() and not tiny_entry.passed(1e-12)
+    # verdict labels which rule passed a check, from the same rule as passed().
+    assert tiny_entry.verdict(1e-6) == (True, "ok (abs. error 2.2e-11 = 2.2e-10 of the largest entry)")
+    assert zero.verdict(1e-6) == (True, "ok (both gradients ~0: largest entry 5.0e-11)")
+    assert wrong.verdict(1e-6) == (False, "FAILED")
+    assert GradientCheck("toy", "w", 1e-9, 1e-9, 1.0).verdict(1e-6) == (True, "ok")
 
 
 def test_a_nan_gradient_never_passes():

@@ -391,3 +391,15 @@ def test_swish_of_very_negative_inputs_raises_nothing_under_strict_error_setting
         out, cache = swish_forward(np.array([-90.0, -1e4, 1e4], dtype=np.float32))
         swish_backward(np.ones(3, np.float32), cache)
     np.testing.assert_allclose(out, [-90.0 / (1.0 + np.exp(90.0)), 0.0, 1e4], rtol=1e-5)  # -7.4e-38: still exact
+
+
+@pytest.mark.parametrize("dropout_param, message", [
+    ({"mode": "train", "p": -0.5}, r"dropout_param\['p'\] must be a number in \[0, 1\), got -0.5"),
+    ({"mode": "train", "p": "0.5"}, r"dropout_param\['p'\] must be a number in \[0, 1\), got '0.5'"),
+    ({"mode": "tset", "p": 0}, r"dropout_param\['mode'\] must be 'train' or 'test', got 'tset'"),
+])
+def test_hidden_block_checks_its_dropout_param_even_with_nothing_to_drop(dropout_param, message):
+    from nndl.layer_utils import hidden_block_forward
+
+    with pytest.raises(ValueError, match=message):
+        hidden_block_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4), dropout_param=dropout_param)

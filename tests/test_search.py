@@ -492,3 +492,19 @@ def test_shipped_seed_grid_file_is_the_seed_grid():
     np.testing.assert_allclose(lrs, np.sort(10.0 ** -np.arange(3.0, 4.1, 0.1)), rtol=1e-12)
     assert sorted({p["reg"] for p in points}) == pytest.approx(list(np.arange(0.1, 0.25, 0.05)))
     assert len(points) == 33
+
+
+def test_search_plots_leave_pyplot_and_the_backend_alone(tmp_path):
+    # As nndl.vis_utils: a search run from a notebook must not switch its matplotlib backend.
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg')\n"
+        "from nndl import search as S\n"
+        f"r = S.search({small_space(learning_rate='1e-3')!r}, trials=2, epochs=1, out={str(tmp_path)!r}, "
+        "verbose=False, retrain=False, threads=1)\n"
+        "assert len(r.plots) == 2, r.plots\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["svg", "False"]
+    for name in ("best_value.png", "params.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

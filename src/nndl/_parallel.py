@@ -13,8 +13,8 @@ on matching flat blocks of ``arrays``. Kernels must be elementwise and write the
 in place into the blocks they are given (``out=`` arguments and in-place operators), so that
 writing to a block writes to the caller's array. ``t1`` and ``t2`` are scratch arrays of the
 block's size and dtype, reused between calls: kernels may overwrite them freely and must not
-keep them. Arrays that are not all C-contiguous of one size and dtype are passed whole, with
-fresh scratch arrays.
+keep them. Arrays must share one shape (else ``ValueError``); those that are not all
+C-contiguous of one dtype are passed whole, with fresh scratch arrays.
 
 Threads: ``$NNDL_NUM_THREADS`` (default 1) threads share the blocks of arrays of at least
 ``PARALLEL_MIN`` elements. The default is one because on a 2-core machine the BLAS's worker

@@ -2,7 +2,9 @@
 
 Every check raises ``ValueError`` or ``TypeError`` with a one-line message that names the
 argument, quotes the value received and says what was expected. Checks run at the public
-boundary (constructors, ``loss``, ``Solver``), never inside the per-layer hot path.
+boundary (constructors, ``loss``, ``Solver``, the public layer blocks); the few that run at
+every step (labels in the losses, the activation name of a hidden block) are O(1) or one pass
+over a batch's labels, never over the activations.
 """
 
 import math
@@ -167,3 +169,13 @@ def check_model_dtype(dtype):
         shown = f"{value.str} ({value.name} in the other byte order)" if value.name in MODEL_DTYPES else value.name
         raise TypeError(f"dtype must be float32 or float64, got {shown}")
     return value
+
+
+def check_seed(seed):
+    """Return ``seed`` if it is None, a non-negative int (as int) or a numpy Generator, else raise
+    ``TypeError``: the seeds models, the Solver and ``load_model`` take."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed)
+    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")

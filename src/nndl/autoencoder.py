@@ -19,7 +19,7 @@ matrix (for centred data, PCA's subspace), with ``W @ W.T = I``.
 import numpy as np
 
 from ._validation import (check_features, check_model_dtype, check_nonneg_float, check_positive_float,
-                          check_positive_int)
+                          check_positive_int, check_seed)
 
 __all__ = ["LinearAutoencoder"]
 
@@ -49,6 +49,7 @@ class LinearAutoencoder:
         self.reg = check_nonneg_float("reg", reg)
         self.dtype = check_model_dtype(dtype)  # integer weights would round 0.01 * randn to zeros
         shape = (self.code_dim, self.input_dim)
+        seed = check_seed(seed)
         if seed is None:
             draw = np.random.randn(*shape)
         else:

@@ -29,7 +29,8 @@ import zipfile
 import numpy as np
 
 from ._files import write_atomically
-from .fc_net import FullyConnectedNet, TwoLayerNet, _check_seed
+from ._validation import check_seed
+from .fc_net import FullyConnectedNet, TwoLayerNet
 
 __all__ = ["save_model", "load_model", "check_savable", "load_checkpoint", "save_solver_checkpoint",
            "restore_solver_checkpoint", "CheckpointError", "FORMAT_VERSION"]
@@ -165,7 +166,7 @@ def load_model(path, seed=None):
         preprocessed as in training: subtract ``model.preprocessing["mean_image"]`` (when
         present) from raw images first, as ``nndl evaluate`` does.
     """
-    seed = _check_seed(seed)  # the models' own check: None, an int >= 0 or a Generator
+    seed = check_seed(seed)  # the models' own check: None, an int >= 0 or a Generator
     meta, arrays = load_checkpoint(path)
     cls = _MODEL_CLASSES.get(meta.get("model_class"))
     if cls is None:

@@ -48,7 +48,7 @@ except ImportError:  # NumPy 1.x
 __all__ = ["default_data_dir", "load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "load_CIFAR10_meta",
            "download_cifar10", "DownloadError", "load_digits", "get_digits_data",
            "CIFAR10_CLASSES", "CIFAR10_TRAIN_FILES", "CIFAR10_TEST_FILE", "CIFAR10_FILES",
-           "CIFAR10_URL", "CIFAR10_MD5", "DIGITS_CLASSES", "NUM_DIGITS"]
+           "CIFAR10_URL", "CIFAR10_MD5", "CIFAR10_DIRNAME", "DIGITS_CLASSES", "NUM_DIGITS"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")

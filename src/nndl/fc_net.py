@@ -41,7 +41,7 @@ from . import layers as L
 from ._parallel import add_scaled
 from ._validation import (
     check_choice, check_features, check_finite, check_hidden_dims, check_model_dtype, check_nonneg_float,
-    check_positive_float, check_positive_int, check_probability,
+    check_positive_float, check_positive_int, check_probability, check_seed,
 )
 from .layer_utils import *  # noqa: F401,F403 - the course notebooks get the layers from here
 from .layer_utils import NORMALIZATIONS, hidden_block_backward, hidden_block_forward
@@ -49,14 +49,6 @@ from .layers import *  # noqa: F401,F403
 
 # `from nndl.fc_net import *` must also bring the layer functions, as the course notebooks use it.
 __all__ = ["FullyConnectedNet", "TwoLayerNet"] + L.__all__ + layer_utils.__all__
-
-
-def _check_seed(seed):
-    if seed is None or isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return int(seed)
-    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
 
 
 class FullyConnectedNet:
@@ -108,7 +100,7 @@ class FullyConnectedNet:
         self.normalization = check_choice("normalization", normalization,
                                           (None,) + tuple(NORMALIZATIONS))
         self.dtype = check_model_dtype(dtype)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
 
         self.use_batchnorm = self.normalization == "batchnorm"
         self.use_dropout = self.dropout > 0

@@ -178,6 +178,16 @@ class GradientCheck(NamedTuple):
             return False  # NaN or inf in either gradient is never a match
         return self.rel_error < tol or self.abs_error <= tol * self.scale or self.scale < atol
 
+    def verdict(self, tol, atol=1e-8):
+        """``passed(tol, atol)`` and a short label saying which rule decided it."""
+        if not self.passed(tol, atol):
+            return False, "FAILED"
+        if self.rel_error < tol:
+            return True, "ok"
+        if self.near_zero(atol):
+            return True, f"ok (both gradients ~0: largest entry {self.scale:.1e})"
+        return True, f"ok (abs. error {self.abs_error:.1e} = {self.abs_error / self.scale:.1e} of the largest entry)"
+
     def near_zero(self, atol=1e-8):
         """True if every entry of both gradients is below ``atol`` in magnitude (and finite)."""
         return math.isfinite(self.abs_error) and self.scale < atol

@@ -51,7 +51,8 @@ def hidden_block_forward(x, w, b, gamma=None, beta=None, norm=None, norm_param=N
         ``bn_param`` / ``ln_param`` of the normalisation layer.
     activation : {'relu', 'leaky_relu', 'swish'}
     dropout_param : dict, optional
-        Passed to ``dropout_forward``; no dropout when None or ``p == 0``.
+        Passed to ``dropout_forward`` (which checks it); no dropout when None, without a
+        ``p`` key, or with ``p == 0``.
 
     Returns
     -------
@@ -74,7 +75,10 @@ def hidden_block_forward(x, w, b, gamma=None, beta=None, norm=None, norm_param=N
     else:
         out, act_cache = act_forward(out)
     drop_cache = None
-    if dropout_param is not None and dropout_param.get("p", 0) > 0:
+    if dropout_param and "p" in dropout_param:
+        # dropout_forward checks p and mode even when it has nothing to do (p = 0, test mode),
+        # so a typo in dropout_param fails here too. A dict without p (a model without
+        # dropout keeps only its mode there) means no dropout.
         out, drop_cache = L.dropout_forward(out, dropout_param)
     return out, (affine_cache, norm, norm_cache, activation, act_cache, drop_cache)
 

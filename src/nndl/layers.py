@@ -153,7 +153,7 @@ ACTIVATIONS = {
 # --------------------------------------------------------------------------- normalisation
 
 def _normalize(x, axis, eps):
-    """Return (x_hat, inv_std) for zero-mean unit-variance normalisation along ``axis``."""
+    """Return (x_hat, inv_std, mean, var) for zero-mean unit-variance normalisation along ``axis``."""
     mu = x.mean(axis=axis, keepdims=True)
     xc = x - mu
     var = np.mean(xc * xc, axis=axis, keepdims=True)

@@ -34,7 +34,7 @@ from ._parallel import elementwise
 from ._validation import check_float_ndarray
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
-           "UPDATE_RULES", "CONFIG_KEYS", "get_update_rule"]
+           "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "get_update_rule"]
 
 
 def _state(config, key, w):
@@ -238,7 +238,8 @@ UPDATE_RULES = {
 
 
 def get_update_rule(name):
-    """Return the update rule called ``name``, or raise ``ValueError`` listing the valid names."""
+    """Return the update rule called ``name`` (a callable is returned as it is), or raise
+    ``ValueError`` listing the valid names."""
     if callable(name):
         return name
     try:

@@ -64,7 +64,7 @@ from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks 
 
 __all__ = [
     "HYPERPARAMETERS", "DEFAULT_SPACE", "Range", "Choices", "Fixed", "SearchError",
-    "SearchResult", "parse_spec", "load_config", "make_space", "load_dataset", "train_config",
+    "SearchResult", "DIGITS_NUM_TEST", "parse_spec", "load_config", "make_space", "load_dataset", "train_config",
     "open_storage", "search", "write_results", "add_search_arguments", "run_search_command",
     "main",
 ]
@@ -1045,11 +1045,12 @@ def _write_csv(trials, space, path):
 
 def _plot(trials, space, out):
     """best_value.png and params.png; returns their paths (empty if matplotlib is missing)."""
-    try:
-        import matplotlib
+    # Bare Figures, as nndl.vis_utils draws: a search run from a notebook leaves pyplot's
+    # backend and state alone.
+    from .vis_utils import _figure, _save
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:
+        import matplotlib  # noqa: F401 - only to know whether plots can be drawn
     except ImportError:
         return []
     from optuna.trial import TrialState
@@ -1057,7 +1058,8 @@ def _plot(trials, space, out):
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     done.sort(key=lambda t: t.number)
     paths = []
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = _figure((7, 4))
+    ax = fig.subplots()
     for state, marker, color in ((TrialState.COMPLETE, "o", "tab:blue"), (TrialState.PRUNED, "x", "tab:gray")):
         xs = [t.number for t in done if t.state == state]
         ys = [_trial_value(t) for t in done if t.state == state]
@@ -1077,16 +1079,15 @@ def _plot(trials, space, out):
     ax.set_title("Search progress")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
     paths.append(os.path.join(out, "best_value.png"))
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    _save(fig, paths[-1])
 
     varied = [n for n, s in space.items() if not isinstance(s, Fixed)]
     if varied:
         cols = min(3, len(varied))
         rows = math.ceil(len(varied) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+        fig = _figure((4.2 * cols, 3.2 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         rng = np.random.default_rng(0)  # jitter for categorical axes, fixed so plots are stable
         for ax, name in zip(axes.flat, varied):
             spec = space[name]
@@ -1110,10 +1111,8 @@ def _plot(trials, space, out):
         for ax in list(axes.flat)[len(varied):]:
             ax.axis("off")
         fig.suptitle("Validation accuracy against each hyperparameter (o complete, x pruned)")
-        fig.tight_layout()
         paths.append(os.path.join(out, "params.png"))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        _save(fig, paths[-1])
     return paths
 
 

@@ -47,10 +47,10 @@ from . import optim
 from ._memory import keep_freed_memory
 from ._validation import (
     check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_float,
-    check_positive_int,
+    check_positive_int, check_seed,
 )
 
-__all__ = ["Solver"]
+__all__ = ["Solver", "REQUIRED_DATA"]
 
 REQUIRED_DATA = ("X_train", "y_train", "X_val", "y_val")
 
@@ -180,15 +180,13 @@ class Solver:
                 raise TypeError(f"checkpoint_name needs a model save_model can write: {exc}") from None
         self.sampling = check_choice("sampling", options["sampling"], ("replacement", "permutation"))
         self.epoch_callback = options["epoch_callback"]
-        seed = options["seed"]
+        seed = check_seed(options["seed"])
         if seed is None:
             self.rng = np.random.mtrand._rand  # the global RandomState behind np.random.*
         elif isinstance(seed, np.random.Generator):
             self.rng = seed
-        elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-            self.rng = np.random.default_rng(int(seed))
         else:
-            raise TypeError(f"seed must be None, an int or a numpy Generator, got {seed!r}")
+            self.rng = np.random.default_rng(seed)
 
         dropout_param = getattr(model, "dropout_param", None)
         if isinstance(dropout_param, dict) and dropout_param.get("p", 0) > 0 and "seed" in dropout_param:
@@ -293,7 +291,8 @@ class Solver:
         X : ndarray, shape (N, d_1, ..., d_k)
         y : ndarray of int, shape (N,)
         num_samples : int or None
-            If given and smaller than N, score a random subsample of this size.
+            If given and smaller than N, score this many examples drawn at random with
+            replacement (as the course's Solver does).
         batch_size : int
             Examples scored at a time.
 

@@ -126,7 +126,8 @@ def plot_loss_history(loss_history, path=None, title="Training loss"):
 
 
 def plot_accuracy_history(train_acc_history, val_acc_history, path=None, title="Accuracy"):
-    """Training and validation accuracy at each epoch (epoch 0 is before training).
+    """Training and validation accuracy at each epoch (the Solver's epoch 0 is measured after
+    its first iteration).
 
     Parameters
     ----------
