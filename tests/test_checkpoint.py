@@ -161,6 +161,16 @@ def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
         solver.resume(tmp_path / "damaged.npz")
     assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
 
+    # Damaged best-epoch entries are found before anything changes too.
+    for key, value in (("bestbn/x/running_mean", np.zeros(3)), ("best/W1", np.zeros((2, 2)))):
+        with np.load(ckpt) as npz:
+            arrays = dict(npz)
+        arrays[key] = value
+        np.savez(tmp_path / "damaged_best.npz", **arrays)
+        with pytest.raises(CheckpointError, match="damaged_best.npz: "):
+            solver.resume(tmp_path / "damaged_best.npz")
+        assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
+
 
 def test_checkpoint_keeps_the_best_epochs_batchnorm_averages(tmp_path):
     first = _solver(_net(), _toy_data(), num_epochs=2, checkpoint_name=str(tmp_path / "run")).train()

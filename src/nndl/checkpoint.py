@@ -296,12 +296,19 @@ def restore_solver_checkpoint(solver, path):
             configs[name].update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         history = {key: list(state[key]) for key in ("loss_history", "train_acc_history", "val_acc_history")}
         epoch, best_val_acc = int(state["epoch"]), float(state["best_val_acc"])
+        best_params = {k[5:]: v.astype(model.dtype, copy=False) for k, v in arrays.items() if k.startswith("best/")}
+        best_bn = {}
+        for k, v in arrays.items():
+            if k.startswith("bestbn/"):
+                _, i, key = k.split("/", 2)
+                best_bn.setdefault(int(i), {})[key] = v.astype(model.dtype, copy=False)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the training state is incomplete or damaged ({type(exc).__name__}: "
                               f"{exc})") from None
     wrong = [n for n in params if params[n].shape != model.params[n].shape]
+    wrong += [f"best {n}" for n, v in best_params.items() if n not in model.params or v.shape != model.params[n].shape]
     if wrong:
-        raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} have the wrong shape")
+        raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} missing from the model or of the wrong shape")
     if epoch > solver.num_epochs:
         # train() would do nothing and report the checkpoint as the finished run.
         raise ValueError(f"num_epochs must be at least the {epoch} epochs {path} has already done "
@@ -315,13 +322,7 @@ def restore_solver_checkpoint(solver, path):
     solver.epoch, solver.best_val_acc = epoch, best_val_acc
     for key, values in history.items():
         setattr(solver, key, values)
-    solver.best_params = {k[5:]: v.astype(model.dtype, copy=False) for k, v in arrays.items()
-                          if k.startswith("best/")}
-    best_bn = {}
-    for k, v in arrays.items():
-        if k.startswith("bestbn/"):
-            _, i, key = k.split("/", 2)
-            best_bn.setdefault(int(i), {})[key] = v.astype(model.dtype, copy=False)
+    solver.best_params = best_params
     solver.best_bn_stats = [best_bn[i] for i in sorted(best_bn)]
     rng_state = state.get("rng_state")
     if (rng_state is not None and isinstance(solver.rng, np.random.Generator)

@@ -46,6 +46,7 @@ threads) and writes to ``out``: ``trials.csv``, ``best_value.png``, ``params.png
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -60,6 +61,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import optim
+from ._files import write_atomically
 from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [
@@ -1026,21 +1028,23 @@ def _trial_value(t):
 
 
 def _write_csv(trials, space, path):
+    """trials.csv: one row per trial, built in memory and written atomically (a reader never
+    sees half a table, and a failed write leaves the previous one)."""
     names = list(space)
-    with open(path + ".tmp", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["number", "state", "val_acc", "epochs", "seconds"] + names + ["worker", "note"])
-        for t in trials:
-            worker = t.user_attrs.get("nndl_worker") or {}
-            params = {n: (space[n].value if isinstance(space[n], Fixed) else t.params.get(n, "")) for n in names}
-            value = _trial_value(t)
-            w.writerow([t.number, t.state.name, "" if value is None else repr(value),
-                        max(t.intermediate_values) if t.intermediate_values else 0,
-                        f"{t.duration.total_seconds():.2f}" if t.duration else ""]
-                       + [_fmt(params[n]) if params[n] != "" else "" for n in names]
-                       + [f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker else "",
-                          t.user_attrs.get("nndl_note", "")])
-    os.replace(path + ".tmp", path)
+    buffer = io.StringIO(newline="")
+    w = csv.writer(buffer)
+    w.writerow(["number", "state", "val_acc", "epochs", "seconds"] + names + ["worker", "note"])
+    for t in trials:
+        worker = t.user_attrs.get("nndl_worker") or {}
+        params = {n: (space[n].value if isinstance(space[n], Fixed) else t.params.get(n, "")) for n in names}
+        value = _trial_value(t)
+        w.writerow([t.number, t.state.name, "" if value is None else repr(value),
+                    max(t.intermediate_values) if t.intermediate_values else 0,
+                    f"{t.duration.total_seconds():.2f}" if t.duration else ""]
+                   + [_fmt(params[n]) if params[n] != "" else "" for n in names]
+                   + [f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker else "",
+                      t.user_attrs.get("nndl_note", "")])
+    write_atomically(path, lambda f: f.write(buffer.getvalue().encode("utf-8")), suffix=".csv.tmp")
 
 
 def _plot(trials, space, out):
@@ -1177,9 +1181,8 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
         result.seconds = time.monotonic() - started
     summary = {k: v for k, v in asdict(result).items() if k != "plots"}
     summary["config"] = config.to_json()
-    with open(os.path.join(out, "summary.json.tmp"), "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.json"))
+    write_atomically(os.path.join(out, "summary.json"), lambda f: json.dump(summary, f, indent=2),
+                     suffix=".json.tmp", text=True)
     return result
 
 
