@@ -275,8 +275,15 @@ def add_train_arguments(parser):
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
                        help="hidden layer sizes, e.g. --hidden 200 100 " + _defaults_help("hidden"))
-    model.add_argument("--activation", choices=("relu", "leaky_relu", "swish"), help="(default: relu)")
-    model.add_argument("--normalization", choices=("none", "batchnorm", "layernorm"),
+    # The choices come from the library's registries, so a new activation, normalisation or
+    # update rule is offered here without a second list to keep in step.
+    from ._validation import MODEL_DTYPES
+    from .layer_utils import NORMALIZATIONS
+    from .layers import ACTIVATIONS
+    from .optim import UPDATE_RULES
+
+    model.add_argument("--activation", choices=tuple(ACTIVATIONS), help="(default: relu)")
+    model.add_argument("--normalization", choices=("none",) + tuple(NORMALIZATIONS),
                        help="after each hidden affine layer (default: none)")
     model.add_argument("--batchnorm", action="store_true", help="same as --normalization batchnorm")
     model.add_argument("--dropout", type=_probability, metavar="P",
@@ -284,10 +291,10 @@ def add_train_arguments(parser):
     model.add_argument("--reg", type=_nonneg_float, help="L2 strength, penalty 0.5*reg*sum(W**2) (default: 0)")
     model.add_argument("--weight-scale", type=_positive_float, metavar="S",
                        help="std of the initial weights " + _defaults_help("weight_scale"))
-    model.add_argument("--dtype", choices=("float32", "float64"), help="(default: float32)")
+    model.add_argument("--dtype", choices=MODEL_DTYPES, help="(default: float32)")
 
     optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--update-rule", choices=("sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam"),
+    optim.add_argument("--update-rule", choices=tuple(UPDATE_RULES),
                        help=_defaults_help("update_rule"))
     optim.add_argument("--learning-rate", "--lr", type=_positive_float, metavar="LR",
                        help=_defaults_help("learning_rate"))
