@@ -62,6 +62,7 @@ import numpy as np
 
 from . import optim
 from ._files import write_atomically
+from .cli import DIGITS_SPLIT_SEED, TRAIN_DEFAULTS  # the digits split of nndl train
 from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [
@@ -471,17 +472,8 @@ def load_config(path):
 
 # --------------------------------------------------------------------------- data and training
 
-DIGITS_NUM_TEST = 360
-"""Digits held out as the test split of a digits search (the loader's default)."""
-
-
-def _digits_default_validation():
-    """The digits loader's default validation size (what a search without num_validation gets)."""
-    import inspect
-
-    from . import data_utils
-
-    return inspect.signature(data_utils.get_digits_data).parameters["num_validation"].default
+DIGITS_NUM_TEST = TRAIN_DEFAULTS["digits"]["num_test"]
+"""Digits held out as the test split of a digits search: the same 360 as ``nndl train``'s."""
 
 
 def load_dataset(name="digits", data_dir=None, num_validation=None, num_training=None):
@@ -509,22 +501,22 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
     from . import data_utils
 
     if name == "digits":
-        kwargs = {} if num_validation is None else {"num_validation": num_validation}
         # The search keeps the loader's fixed test split; say so in terms of the two sizes a
         # search can set (the loader's own message would also name its num_test).
         available = data_utils.NUM_DIGITS - DIGITS_NUM_TEST
         if num_validation is not None and num_validation >= available:
             raise SearchError(f"num_validation must be less than {available} for digits (the {data_utils.NUM_DIGITS} "
                               f"digits less the {DIGITS_NUM_TEST} of the test split), got {num_validation}")
-        validation = num_validation if num_validation is not None else _digits_default_validation()
+        validation = num_validation if num_validation is not None else TRAIN_DEFAULTS["digits"]["num_validation"]
         if num_training is not None and num_training + validation > available:
             raise SearchError(f"num_training + num_validation must be at most {available} for digits (the "
                               f"{data_utils.NUM_DIGITS} digits less the {DIGITS_NUM_TEST} of the test split), "
                               f"got {num_training} + {validation}")
-        data = data_utils.get_digits_data(num_training=num_training, num_test=DIGITS_NUM_TEST, dtype=np.float32,
-                                          **kwargs)
+        # The split nndl train uses (and nndl evaluate rebuilds from the saved source).
+        data = data_utils.get_digits_data(num_validation=validation, num_test=DIGITS_NUM_TEST,
+                                          num_training=num_training, seed=DIGITS_SPLIT_SEED, dtype=np.float32)
         source = {"name": "digits", "num_validation": len(data["y_val"]), "num_test": len(data["y_test"]),
-                  "split_seed": 0}
+                  "split_seed": DIGITS_SPLIT_SEED}
     elif name == "cifar10":
         num_validation = 1000 if num_validation is None else num_validation
         data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation,
