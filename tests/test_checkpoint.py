@@ -162,13 +162,31 @@ def test_resume_refuses_checkpoints_that_do_not_fit(tmp_path):
     assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
 
     # Damaged best-epoch entries are found before anything changes too.
-    for key, value in (("bestbn/x/running_mean", np.zeros(3)), ("best/W1", np.zeros((2, 2)))):
+    for key, value in (("bestbn/x/running_mean", np.zeros(3)), ("best/W1", np.zeros((2, 2))),
+                       ("best/W2", None)):
         with np.load(ckpt) as npz:
             arrays = dict(npz)
-        arrays[key] = value
+        if value is None:
+            del arrays[key]  # the best epoch without one of its parameters
+        else:
+            arrays[key] = value
         np.savez(tmp_path / "damaged_best.npz", **arrays)
         with pytest.raises(CheckpointError, match="damaged_best.npz: "):
             solver.resume(tmp_path / "damaged_best.npz")
+        assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
+
+
+def test_damaged_best_batchnorm_averages_are_refused_before_anything_changes(tmp_path):
+    _solver(_net(), _toy_data(), num_epochs=2, checkpoint_name=str(tmp_path / "run")).train()
+    with np.load(tmp_path / "run_epoch_2.npz") as npz:
+        good = dict(npz)
+    key = next(k for k in good if k.startswith("bestbn/0/running_mean"))
+    for change in ({key: good[key][:2]}, {key: good[key][:1]}, {"bestbn/5/running_mean": good[key]}):
+        np.savez(tmp_path / "bad.npz", **{**good, **change})
+        solver = _solver(_net(), _toy_data(), num_epochs=4)
+        before = {k: v.copy() for k, v in solver.model.params.items()}
+        with pytest.raises(CheckpointError, match="best batchnorm"):
+            solver.resume(tmp_path / "bad.npz")
         assert solver.epoch == 0 and all(np.array_equal(before[k], solver.model.params[k]) for k in before)
 
 

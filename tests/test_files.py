@@ -52,13 +52,40 @@ def test_missing_paths_lists_what_would_be_created_deepest_first(tmp_path):
     assert missing_paths(tmp_path / "a") == []
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-@pytest.mark.parametrize("env, expected", [("1", "True"), ("0", "False")])
-def test_keep_freed_memory_applies_once_unless_disabled(env, expected):
+MALLOPT_PROBE = """
+import ctypes
+calls = []
+
+class FakeMallopt:  # a ctypes function stand-in: callable, takes argtypes
+    def __call__(self, option, value):
+        calls.append((option, value))
+        return 1
+
+class FakeLibc:
+    mallopt = FakeMallopt()
+
+ctypes.CDLL = lambda name: FakeLibc()  # record what nndl asks of glibc, change nothing
+from nndl._memory import keep_freed_memory as k
+first, second = k(), k()
+print(first, second, calls)
+"""
+
+
+@pytest.mark.parametrize("env", ["1", "0"])
+def test_keep_freed_memory_sets_both_thresholds_once_unless_disabled(env):
     # In a fresh process: the setting is process-wide and remembered.
-    code = ("from nndl._memory import keep_freed_memory as k\n"
-            "print(k(), k())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    result = subprocess.run([sys.executable, "-c", MALLOPT_PROBE], capture_output=True, text=True, timeout=60,
                             env=dict(os.environ, NNDL_KEEP_MEMORY=env))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [expected, expected]
+    if env == "1":
+        # M_MMAP_THRESHOLD (-3) to 32 MiB and M_TRIM_THRESHOLD (-1) to 1 GiB, once for both calls.
+        assert result.stdout.strip() == f"True True [(-3, {32 << 20}), (-1, {1 << 30})]"
+    else:
+        assert result.stdout.strip() == "False False []"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_is_accepted_by_the_real_glibc():
+    result = subprocess.run([sys.executable, "-c", "from nndl._memory import keep_freed_memory as k; print(k())"],
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ, NNDL_KEEP_MEMORY="1"))
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr

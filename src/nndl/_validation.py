@@ -178,4 +178,4 @@ def check_seed(seed):
         return seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
         return int(seed)
-    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {_short(seed)}")

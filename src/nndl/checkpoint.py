@@ -306,7 +306,19 @@ def restore_solver_checkpoint(solver, path):
         raise CheckpointError(f"{path}: the training state is incomplete or damaged ({type(exc).__name__}: "
                               f"{exc})") from None
     wrong = [n for n in params if params[n].shape != model.params[n].shape]
-    wrong += [f"best {n}" for n, v in best_params.items() if n not in model.params or v.shape != model.params[n].shape]
+    if best_params and set(best_params) != set(model.params):
+        wrong.append(f"best-epoch set {sorted(best_params)} (the model has {sorted(model.params)})")
+    wrong += [f"best {n}" for n, v in best_params.items() if n in model.params and v.shape != model.params[n].shape]
+    # The best epoch's batchnorm averages: one entry per batchnorm layer (they are restored by
+    # position), each of its layer's width.
+    num_bn = len(getattr(model, "bn_params", []))
+    if best_bn and sorted(best_bn) != list(range(num_bn)):
+        wrong.append(f"best batchnorm layers {sorted(best_bn)} (the model has {num_bn})")
+    for i, stats in best_bn.items():
+        gamma = model.params.get(f"gamma{i + 1}")
+        for key, value in stats.items():
+            if gamma is None or key not in ("running_mean", "running_var") or value.shape != gamma.shape:
+                wrong.append(f"best batchnorm {i}/{key}")
     if wrong:
         raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} missing from the model or of the wrong shape")
     if epoch > solver.num_epochs:
