@@ -605,6 +605,7 @@ def _format_confusion(matrix, class_names):
 def run_evaluate_command(args):
     """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
     from .checkpoint import load_model
+    from .data_utils import CIFAR10_TEST_FILE
 
     model = load_model(args.model)
     source = (model.metadata or {}).get("dataset") or {}
@@ -615,28 +616,24 @@ def run_evaluate_command(args):
     data_dir = args.data_dir
     if name == "cifar10" and data_dir is None and same and os.path.isdir(source.get("data_dir", "")):
         data_dir = source["data_dir"]
-    stored_validation = source.get("num_validation") if same else None
-
-    def load_split(split):
-        # CIFAR-10's test split is its own file: no training image need be held out for it.
-        num_validation = 0 if name == "cifar10" and split == "test" else stored_validation
-        data, _ = load_dataset(name, data_dir, num_validation, source.get("num_test") if same else None,
-                               subtract_mean=False, dtype=model.dtype,
-                               digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
-        return data, data[f"X_{split}"], data[f"y_{split}"]
-
+    num_test = source.get("num_test") if same else None
     # The validation split is the model's own only on the data it was trained on; on another
     # directory the same positions may hold its training images.
     trained_here = same and (name == "digits" or (
         os.path.abspath(_cifar_dir(data_dir)) == os.path.abspath(source.get("data_dir") or "")))
+    no_test_split = num_test == 0 or (
+        name == "cifar10" and not os.path.isfile(os.path.join(_cifar_dir(data_dir), CIFAR10_TEST_FILE)))
     split = args.split or "test"
-    data, X, y = load_split(split)
-    if not len(y) and args.split is None and trained_here:
+    if args.split is None and trained_here and no_test_split:
         # No test split where the model was trained (the CIFAR-10 subset has no test_batch;
         # --num-test 0): nndl train then reported validation accuracy, the number to reproduce.
         print("note: there is no test split; scoring the validation split", file=sys.stderr)
         split = "val"
-        data, X, y = load_split(split)
+    # CIFAR-10's test split is its own file: no training image need be held out for it.
+    num_validation = 0 if name == "cifar10" and split == "test" else (source.get("num_validation") if same else None)
+    data, _ = load_dataset(name, data_dir, num_validation, num_test, subtract_mean=False, dtype=model.dtype,
+                           digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
+    X, y = data[f"X_{split}"], data[f"y_{split}"]
     if not len(y):
         if split == "test" and name == "cifar10" and not (same and source.get("num_test") == 0):
             raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "

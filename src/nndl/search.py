@@ -1306,8 +1306,10 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
                               f"(no {JOURNAL_NAME}); give the --out or --storage of a search")
     create = worker_index is None and not report_only
 
-    def split_of(cfg):
-        return cfg.dataset, cfg.num_validation, cfg.num_training
+    def load(cfg):
+        """The dataset of a study configuration, and the split it was loaded for."""
+        split = (cfg.dataset, cfg.num_validation, cfg.num_training)
+        return load_dataset(cfg.dataset, data_dir, cfg.num_validation, cfg.num_training), split
 
     # The data is loaded (and its split sizes checked) before this run creates a study or a
     # journal, so that a bad dataset leaves nothing behind for the corrected command to trip
@@ -1316,18 +1318,20 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     journal = os.path.join(out, JOURNAL_NAME) if storage is None else (
         None if "://" in storage else os.fspath(storage))
     if create and data is None and journal is not None and not os.path.lexists(journal):
-        data, loaded = load_dataset(*_load_args(requested, data_dir)), split_of(requested)
+        data, loaded = load(requested)
     store = open_storage(storage, out, heartbeat)
     if create and data is None and not _study_exists(store, study_name):
-        data, loaded = load_dataset(*_load_args(requested, data_dir)), split_of(requested)
+        data, loaded = load(requested)
     study, config, created = _open_study(store, study_name, requested if create else None,
                                          create and jobs == 1, label)
     if not created and worker_index is None:
         _reconcile(config, requested, given, study_name, label)
-    if not report_only and worker_index is None and (data is None or (loaded and loaded != split_of(config))):
-        # Joining (or another machine created the study first): the stored split. With
-        # workers it is loaded here too, so that a bad dataset fails once, before they start.
-        data = load_dataset(*_load_args(config, data_dir))
+    stored_split = (config.dataset, config.num_validation, config.num_training)
+    if not report_only and (data is None or (loaded is not None and loaded != stored_split)):
+        # A joiner or worker (or this run, when another machine created the study first):
+        # the stored split. The parent of workers loads it too, so that a bad dataset fails
+        # once, before they start.
+        data, loaded = load(config)
     if not created and worker_index is None and "trials" in given_settings \
             and given_settings["trials"] != config.trials:
         # Only once the data loaded: a joiner that fails leaves the study as it was.
@@ -1341,8 +1345,6 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
 
     deadline = None if timeout is None else t0 + timeout
     if not report_only:
-        if data is None and worker_index is not None:
-            data = load_dataset(*_load_args(config, data_dir))
         if jobs == 1 or worker_index is not None:
             tag = f"[w{worker_index}] " if worker_index is not None else ""
             _run_trials(study, config, data, deadline=deadline, tag=tag, verbose=verbose)
@@ -1361,11 +1363,6 @@ def _search(requested, given, given_settings, *, data, data_dir, jobs, storage, 
     if verbose:
         _print_summary(result)
     return result
-
-
-def _load_args(config, data_dir):
-    """``load_dataset``'s arguments for a study configuration."""
-    return config.dataset, data_dir, config.num_validation, config.num_training
 
 
 def _study_exists(storage, name):
