@@ -206,6 +206,12 @@ def test_console_script_trains_as_a_subprocess(tmp_path):
 
 # --------------------------------------------------------------------------- gradcheck and help
 
+def test_load_dataset_names_an_unknown_dataset():
+    # The library function behind --dataset (whose argparse choices stop the command earlier).
+    with pytest.raises(ValueError, match="dataset must be one of digits, cifar10; got 'mnist'"):
+        cli.load_dataset("mnist")
+
+
 def test_gradcheck_prints_a_passing_table(capsys):
     status, out, _ = run(["gradcheck"], capsys)
     assert status == 0

@@ -132,6 +132,8 @@ def test_toml_config(tmp_path):
     ("[search]\ntrails = 3\n", "unknown [search] key(s) trails"),
     ("[space]\nreg = { low = 1, high = 0.5 }\n", "reg range 1:0.5 is inverted"),
     ("[space\n", "is not valid TOML"),
+    ('[search]\nsampler = "sobol"\n', "sampler must be one of tpe, random, grid; got 'sobol'"),
+    ('[search]\ndataset = "mnist"\n', "dataset must be one of digits, cifar10; got 'mnist'"),
 ])
 def test_bad_toml_config(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -139,6 +141,11 @@ def test_bad_toml_config(tmp_path, text, message):
     with pytest.raises(S.SearchError, match=None) as info:
         S.load_config(path)
     assert message in str(info.value)
+
+
+def test_load_dataset_names_an_unknown_dataset():
+    with pytest.raises(S.SearchError, match="dataset must be one of digits, cifar10; got 'mnist'"):
+        S.load_dataset("mnist")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -176,7 +176,7 @@ def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtra
     from . import data_utils
 
     if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
     defaults = TRAIN_DEFAULTS[name]
     num_validation = defaults["num_validation"] if num_validation is None else num_validation
     num_test = defaults["num_test"] if num_test is None else num_test

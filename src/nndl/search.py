@@ -415,7 +415,7 @@ def _check_settings(settings):
     for key, choices in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("dataset", DATASETS)):
         v = settings.get(key)
         if v is not None and v not in choices:
-            raise SearchError(f"{key} must be one of {', '.join(choices)}, got {v!r}")
+            raise SearchError(f"{key} must be one of {', '.join(choices)}; got {v!r}")
 
 
 def load_config(path):
@@ -531,7 +531,7 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
         source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
                   "num_test": None}
     else:
-        raise SearchError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+        raise SearchError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
     data["source"] = source
     return data
 
