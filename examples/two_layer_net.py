@@ -10,6 +10,7 @@ learning-rate x regularisation sweep, and the accuracy of the best net. Plots go
 
 import argparse
 import os
+import sys
 
 import matplotlib
 
@@ -24,6 +25,28 @@ from nndl.neural_net import TwoLayerNet  # noqa: E402
 from nndl.vis_utils import visualize_grid  # noqa: E402
 
 
+# The toy model's reference scores and loss at reg 0.05 as each notebook prints them.
+TOY_REFERENCES = {
+    "ECE C147": (np.asarray([[-1.07260209, 0.05083871, -0.87253915],
+                             [-2.02778743, -0.10832494, -1.52641362],
+                             [-0.74225908, 0.15259725, -0.39578548],
+                             [-0.38172726, 0.10835902, -0.17328274],
+                             [-0.64417314, -0.18886813, -0.41106892]]), 1.071696123862817),
+    "CS231n": (np.asarray([[-0.81233741, -1.27654624, -0.70335995],
+                           [-0.17129677, -1.18803311, -0.47310444],
+                           [-0.51590475, -1.01354314, -0.8504215],
+                           [-0.15419291, -0.48629638, -0.52901952],
+                           [-0.00618733, -0.12435261, -0.15226949]]), 1.30378789133),
+}
+
+
+def check(name, value, limit):
+    """Print a check's value and fail loudly if it is over the limit the notebook states."""
+    print(f"{name}: {value:.3e}")
+    if not value < limit:
+        sys.exit(f"{name} is {value:.3e}, expected below {limit:g}")
+
+
 def toy_checks(cls, label):
     """The notebooks' toy model and data: scores, loss at reg 0.05, gradients, training."""
     def init_toy_model():
@@ -36,15 +59,20 @@ def toy_checks(cls, label):
 
     net = init_toy_model()
     X, y = init_toy_data()
-    print(f"[{label}] scores:\n{net.loss(X)}")
+    correct_scores, correct_loss = TOY_REFERENCES[label]
+    scores = net.loss(X)
+    print(f"[{label}] scores:\n{scores}")
+    check(f"[{label}] scores difference", np.sum(np.abs(scores - correct_scores)), 1e-7)
     loss, grads = net.loss(X, y, reg=0.05)
     print(f"[{label}] loss at reg 0.05: {loss!r}")
+    check(f"[{label}] loss difference", abs(loss - correct_loss), 1e-12)
     for name in grads:
         num = eval_numerical_gradient(lambda W: net.loss(X, y, reg=0.05)[0], net.params[name], verbose=False)
-        print(f"[{label}] {name} max relative error: {rel_error(num, grads[name]):e}")
+        check(f"[{label}] {name} max relative error", rel_error(num, grads[name]), 1e-8)
     net = init_toy_model()
     stats = net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, verbose=False)
     print(f"[{label}] final training loss: {stats['loss_history'][-1]}")
+    check(f"[{label}] final training loss (the notebooks: below 0.2)", stats["loss_history"][-1], 0.2)
 
 
 def show_net_weights(net, path):

@@ -24,5 +24,14 @@ def test_example_runs_quick(script, cifar_subset_dir, tmp_path):
         # The FullyConnectedNet cell reproduces the CS231n notebook's seed-231 initial losses.
         assert "Initial loss: 2.3004790897684924" in result.stdout
         assert "Initial loss: 7.052114776533016" in result.stdout
+        # The checks ran (a failing one exits nonzero above): layers, and the notebook's
+        # gradient check of the fixed TwoLayerNet at both regularisation strengths.
+        for name in ("affine_backward db error", "relu_backward dx error", "affine_relu dx error",
+                     "TwoLayerNet scores difference", "Running numeric gradient check with reg = 0.7"):
+            assert name in result.stdout, name
     else:
         assert "final training loss: 0.017149607938732093" in result.stdout  # CS231n's number
+        for label in ("ECE C147", "CS231n"):
+            for name in ("scores difference", "loss difference", "W1 max relative error",
+                         "final training loss (the notebooks: below 0.2)"):
+                assert f"[{label}] {name}: " in result.stdout, (label, name)

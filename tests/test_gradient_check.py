@@ -60,6 +60,10 @@ def test_rel_error():
     assert rel_error(np.array([1.0]), np.array([1.0])) == 0.0
     assert abs(rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.2])) - 0.2 / 4.2) < 1e-12
     assert rel_error(np.zeros(2), np.zeros(2)) == 0.0
+    # The course's floor: below 1e-8 in size, differences are measured against 1e-8, so two
+    # tiny gradients that disagree completely still count as close.
+    assert abs(rel_error(np.array([1e-10]), np.array([-1e-10])) - 2e-10 / 1e-8) < 1e-15
+    assert abs(rel_error(np.array([3e-9]), np.array([0.0])) - 0.3) < 1e-12
 
 
 def test_check_all_gradients_covers_every_layer_and_model_and_passes():

@@ -340,3 +340,19 @@ def test_stopping_early_from_the_epoch_callback_then_restore_best_gives_the_best
     for name, value in solver.best_params.items():
         np.testing.assert_array_equal(solver.model.params[name], value)
     assert solver.model.params["W1"] is not solver.best_params["W1"]  # a copy
+
+
+def test_iteration_count_of_the_notebooks_solver_cell(capsys):
+    # Seed 000 trains on 49,000 images with batch 200 for 10 epochs and prints
+    # "(Iteration 1 / 2450)": 245 steps an epoch (floor of 49000 / 200), one loss per step.
+    rng = np.random.default_rng(0)
+    y = rng.integers(10, size=49000)
+    X = rng.standard_normal((49000, 2)).astype(np.float32) + y[:, None]
+    data = {"X_train": X, "y_train": y, "X_val": X[:100], "y_val": y[:100]}
+    model = FullyConnectedNet([5], input_dim=2, num_classes=10, seed=0)
+    solver = Solver(model, data, num_epochs=10, batch_size=200, print_every=1000, num_train_samples=100,
+                    optim_config={"learning_rate": 1e-3})
+    solver.train()
+    out = capsys.readouterr().out
+    assert "(Iteration 1 / 2450) loss:" in out and "(Epoch 10 / 10) train acc:" in out
+    assert len(solver.loss_history) == 2450 and len(solver.val_acc_history) == 11
