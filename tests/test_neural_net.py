@@ -1,5 +1,7 @@
 """Tests for nndl.neural_net and nndl.cs231n: both toy notebooks' numbers, training, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,15 @@ def test_first_cifar_loss_is_the_notebooks(cls, notebook_loss, cifar_subset_dir)
     stats = net.train(data["X_train"], data["y_train"], data["X_val"], data["y_val"], num_iters=1,
                       batch_size=200, learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25, verbose=False)
     assert abs(stats["loss_history"][0] - notebook_loss) < 1e-4
+
+
+@pytest.mark.parametrize("cls", [TwoLayerNet, CS231nTwoLayerNet])
+def test_train_stops_on_a_diverging_loss(cls):
+    net, X, y = init_toy(cls)
+    with warnings.catch_warnings():
+        # The error alone reports the divergence: no NumPy overflow warning ahead of it.
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=r"loss became (nan|inf) at iteration \d+; training "
+                                                     r"stopped\. Try a smaller learning rate \(was 1000000\.0\)"):
+            net.train(X, y, X, y, learning_rate=1e6, learning_rate_decay=1.0, reg=0.0, num_iters=100,
+                      verbose=False)

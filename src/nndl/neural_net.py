@@ -8,7 +8,8 @@ Contract
 penalty ``0.5 * reg * (sum(W1**2) + sum(W2**2))``. ``loss(X)`` returns scores (N, C);
 ``loss(X, y, reg)`` returns ``(loss, grads)``. ``train`` runs minibatch SGD (batches sampled
 with replacement from NumPy's global random state, as the course does) and returns the loss
-and accuracy histories; ``predict`` returns labels.
+and accuracy histories; ``predict`` returns labels. A loss that becomes NaN or inf stops
+``train`` with ``FloatingPointError`` naming the iteration and the learning rate.
 
 Weights are drawn from NumPy's global random state, so ``np.random.seed(0)`` before
 construction reproduces the notebook's toy numbers. ``nndl.cs231n.classifiers.neural_net``
@@ -150,6 +151,12 @@ class TwoLayerNet:
         dict
             ``loss_history`` (one float per iteration), ``train_acc_history`` and
             ``val_acc_history`` (one float per epoch).
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss becomes NaN or inf (the step diverged): training stops there, with
+            the parameters of that step, instead of printing NaN for the remaining iterations.
         """
         D = self._input_size()
         X = check_features("X", X, D)
@@ -167,19 +174,26 @@ class TwoLayerNet:
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train // batch_size, 1)
         loss_history, train_acc_history, val_acc_history = [], [], []
-        for it in range(num_iters):
-            idx = np.random.choice(num_train, batch_size)
-            X_batch, y_batch = X[idx], y[idx]
-            loss, grads = self.loss(X_batch, y_batch, reg=reg)
-            loss_history.append(loss)
-            for name, grad in grads.items():
-                self.params[name] -= learning_rate * grad
-            if verbose and it % 100 == 0:
-                print(f"iteration {it} / {num_iters}: loss {loss}")
-            if it % iterations_per_epoch == 0:
-                train_acc_history.append(float(np.mean(self.predict(X_batch) == y_batch)))
-                val_acc_history.append(float(np.mean(self.predict(X_val) == y_val)))
-                learning_rate *= learning_rate_decay
+        # A diverging run overflows in the forward pass, the step or the accuracy check; the
+        # loss check reports it once, clearly, where NumPy's warnings would only bury it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for it in range(num_iters):
+                idx = np.random.choice(num_train, batch_size)
+                X_batch, y_batch = X[idx], y[idx]
+                loss, grads = self.loss(X_batch, y_batch, reg=reg)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss} at iteration {it}; training stopped. "
+                        f"Try a smaller learning rate (was {learning_rate})")
+                loss_history.append(loss)
+                for name, grad in grads.items():
+                    self.params[name] -= learning_rate * grad
+                if verbose and it % 100 == 0:
+                    print(f"iteration {it} / {num_iters}: loss {loss}")
+                if it % iterations_per_epoch == 0:
+                    train_acc_history.append(float(np.mean(self.predict(X_batch) == y_batch)))
+                    val_acc_history.append(float(np.mean(self.predict(X_val) == y_val)))
+                    learning_rate *= learning_rate_decay
         return {
             "loss_history": loss_history,
             "train_acc_history": train_acc_history,
