@@ -1,6 +1,7 @@
 """Tests for nndl.checkpoint: exact round trip, atomic writes, refusal of foreign files, Solver resume."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -245,3 +246,18 @@ def test_a_model_save_model_cannot_write_is_refused_before_training(tmp_path):
     with pytest.raises(TypeError, match="got .*MyNet"):
         save_model(tmp_path / "m.npz", MyNet([4], input_dim=3, num_classes=2, seed=0))
     assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("value, got", [
+    ({"a": 1}, "got a dict of dtype object"),
+    ([np.zeros(2), np.zeros(3)], "got a list"),
+    (np.array([None, 1.0]), "got a ndarray of dtype object"),
+])
+def test_save_model_refuses_what_only_pickle_could_store(tmp_path, value, got):
+    # np.savez would pickle these, and load_model refuses pickles: the file would not load.
+    model = FullyConnectedNet([3], input_dim=4, num_classes=2, seed=0)
+    path = tmp_path / "model.npz"
+    with pytest.raises(TypeError, match=re.escape("preprocessing['mean_image'] must be an array of numbers "
+                                                  "(files are written without pickle), " + got)):
+        save_model(path, model, preprocessing={"mean_image": value})
+    assert list(tmp_path.iterdir()) == []

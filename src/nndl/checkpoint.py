@@ -50,8 +50,25 @@ def _version():
     return __version__
 
 
+def _plain_array(name, value):
+    """``value`` as an array of numbers, booleans or strings, else ``TypeError`` naming ``name``.
+
+    ``np.savez`` would pickle anything else (a dict, arrays of different shapes in a list),
+    and ``load_model`` refuses pickles, so such a value is refused before anything is written.
+    """
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        array = None
+    if array is None or array.dtype.hasobject or array.dtype.kind not in "biufcSU":
+        raise TypeError(f"{name} must be an array of numbers (files are written without pickle), "
+                        f"got a {type(value).__name__}" + ("" if array is None else f" of dtype {array.dtype}"))
+    return array
+
+
 def _atomic_savez(path, arrays):
-    """Write ``arrays`` to ``path`` via a temporary file and a rename."""
+    """Write ``arrays`` to ``path`` via a temporary file and a rename (no pickled objects)."""
+    arrays = {key: _plain_array(key, value) for key, value in arrays.items()}
     write_atomically(path, lambda f: np.savez(f, **arrays), suffix=".npz.tmp")
 
 
@@ -73,7 +90,7 @@ def _model_arrays(model, preprocessing=None):
             if bn_param.get(key) is not None:
                 arrays[f"bn/{i}/{key}"] = np.asarray(bn_param[key])
     for k, v in (preprocessing or {}).items():
-        arrays[f"pre/{k}"] = np.asarray(v)
+        arrays[f"pre/{k}"] = _plain_array(f"preprocessing[{k!r}]", v)
     return arrays
 
 
