@@ -26,7 +26,8 @@ from nndl.solver import Solver  # noqa: E402
 
 
 def check(name, value, limit):
-    """Print a check's value and fail loudly if it is over the limit the notebook states."""
+    """Print a check's value and fail loudly if it is over its limit: the notebook's where it
+    states one (often "around" a value, so with some room), else the test suite's."""
     print(f"{name}: {value:.3e}")
     if not value < limit:
         raise SystemExit(f"{name} is {value:.3e}, expected below {limit:g}")

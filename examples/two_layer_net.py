@@ -41,7 +41,7 @@ TOY_REFERENCES = {
 
 
 def check(name, value, limit):
-    """Print a check's value and fail loudly if it is over the limit the notebook states."""
+    """Print a check's value and fail loudly if it is over the limit the notebooks state."""
     print(f"{name}: {value:.3e}")
     if not value < limit:
         sys.exit(f"{name} is {value:.3e}, expected below {limit:g}")
@@ -72,7 +72,7 @@ def toy_checks(cls, label):
     net = init_toy_model()
     stats = net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, verbose=False)
     print(f"[{label}] final training loss: {stats['loss_history'][-1]}")
-    check(f"[{label}] final training loss (the notebooks: below 0.2)", stats["loss_history"][-1], 0.2)
+    check(f"[{label}] final training loss (CS231n's notebook: below 0.2)", stats["loss_history"][-1], 0.2)
 
 
 def show_net_weights(net, path):

@@ -33,5 +33,5 @@ def test_example_runs_quick(script, cifar_subset_dir, tmp_path):
         assert "final training loss: 0.017149607938732093" in result.stdout  # CS231n's number
         for label in ("ECE C147", "CS231n"):
             for name in ("scores difference", "loss difference", "W1 max relative error",
-                         "final training loss (the notebooks: below 0.2)"):
+                         "final training loss (CS231n's notebook: below 0.2)"):
                 assert f"[{label}] {name}: " in result.stdout, (label, name)

@@ -344,10 +344,11 @@ def test_stopping_early_from_the_epoch_callback_then_restore_best_gives_the_best
 
 def test_iteration_count_of_the_notebooks_solver_cell(capsys):
     # Seed 000 trains on 49,000 images with batch 200 for 10 epochs and prints
-    # "(Iteration 1 / 2450)": 245 steps an epoch (floor of 49000 / 200), one loss per step.
+    # "(Iteration 1 / 2450)": 245 steps an epoch, one loss per step. 49,100 examples give the
+    # same count only if a partial last batch is dropped (the course's floor, not a ceiling).
     rng = np.random.default_rng(0)
-    y = rng.integers(10, size=49000)
-    X = rng.standard_normal((49000, 2)).astype(np.float32) + y[:, None]
+    y = rng.integers(10, size=49100)
+    X = rng.standard_normal((49100, 2)).astype(np.float32) + y[:, None]
     data = {"X_train": X, "y_train": y, "X_val": X[:100], "y_val": y[:100]}
     model = FullyConnectedNet([5], input_dim=2, num_classes=10, seed=0)
     solver = Solver(model, data, num_epochs=10, batch_size=200, print_every=1000, num_train_samples=100,
