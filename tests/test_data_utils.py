@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import socket
 import tarfile
 
@@ -123,6 +124,39 @@ def test_get_digits_data_split_depends_only_on_the_seed():
     np.testing.assert_array_equal(a["y_test"], b["y_test"])
     assert b["X_test"].shape == (360, 64) and b["X_test"].dtype == np.float32
     assert not np.array_equal(a["y_test"], get_digits_data(seed=1)["y_test"])
+
+
+def test_get_digits_data_without_a_seed_draws_from_the_global_state():
+    # As everywhere in nndl (DESIGN.md): np.random.seed before the call repeats the split.
+    np.random.seed(5)
+    a = get_digits_data(seed=None)
+    b = get_digits_data(seed=None)
+    np.random.seed(5)
+    c = get_digits_data(seed=None)
+    np.testing.assert_array_equal(a["y_test"], c["y_test"])
+    assert not np.array_equal(a["y_test"], b["y_test"])
+    # A Generator is used as given, leaving the global state alone.
+    state = np.random.get_state()[1].copy()
+    d = get_digits_data(seed=np.random.default_rng(3))
+    np.testing.assert_array_equal(d["y_test"], get_digits_data(seed=3)["y_test"])
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"seed": "a"}, TypeError, "seed must be None, a non-negative int or a numpy Generator, got 'a'"),
+    ({"seed": -1}, TypeError, "seed must be None, a non-negative int or a numpy Generator, got -1"),
+    ({"dtype": "int8"}, TypeError, "dtype must be a float dtype such as float32 or float64, got 'int8'"),
+    ({"dtype": None}, TypeError, "dtype must be a float dtype such as float32 or float64, got None"),
+])
+def test_get_digits_data_rejects_a_bad_seed_or_dtype(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        get_digits_data(**kwargs)
+
+
+def test_get_cifar10_data_rejects_an_int_dtype_before_reading(tmp_path):
+    # tmp_path holds no CIFAR-10 files: the dtype error comes first, naming the argument.
+    with pytest.raises(TypeError, match="dtype must be a float dtype such as float32 or float64, got 'uint8'"):
+        get_CIFAR10_data(cifar10_dir=str(tmp_path), dtype="uint8")
 
 
 @pytest.mark.parametrize("kwargs, message", [

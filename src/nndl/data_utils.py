@@ -40,6 +40,8 @@ import zlib
 
 import numpy as np
 
+from ._validation import check_seed
+
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # NumPy 1.x
@@ -207,6 +209,20 @@ def _check_count(name, value, minimum=0):
     return int(value)
 
 
+def _check_data_dtype(dtype):
+    """Return ``np.dtype(dtype)`` if it is a float dtype, else raise ``TypeError``: the mean
+    subtraction and every model need floats (int8 pixels minus a mean wrap around)."""
+    value = None
+    if dtype is not None:  # np.dtype(None) would be float64: refuse it rather than guess
+        try:
+            value = np.dtype(dtype)
+        except TypeError:
+            pass
+    if value is None or value.kind != "f":
+        raise TypeError(f"dtype must be a float dtype such as float32 or float64, got {dtype!r}")
+    return value
+
+
 def _preprocess(splits, subtract_mean, layout, dtype, class_names):
     """Turn raw (N, H, W, C) splits into the course's dict.
 
@@ -276,6 +292,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
     num_validation = _check_count("num_validation", num_validation)
     num_test = None if num_test is None else _check_count("num_test", num_test)
+    dtype = _check_data_dtype(dtype)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
     if num_validation >= available:
@@ -338,10 +355,10 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
         Size of the training split; None uses every image not held for validation or test.
     subtract_mean : bool
         Subtract the training split's mean image from every split.
-    seed : int or None
+    seed : int, numpy Generator or None
         Seed of the shuffle that assigns images to splits; the same seed gives the same
-        splits on every machine (``nndl evaluate`` relies on it). None: a fresh random split
-        on every call.
+        splits on every machine (``nndl evaluate`` relies on it). None draws the shuffle from
+        NumPy's global random state, so ``np.random.seed`` before the call repeats it.
     dtype : numpy dtype
     layout : {'image', 'rows'}
         'image': X as (N, 1, 8, 8); 'rows': X as (N, 64).
@@ -354,6 +371,8 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     """
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
+    seed = check_seed(seed)
+    dtype = _check_data_dtype(dtype)
     X, y = load_digits(dtype)
     total = X.shape[0]
     if num_validation + num_test >= total:
@@ -365,7 +384,12 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     if num_training + num_validation + num_test > total:
         raise ValueError(f"num_training + num_validation + num_test must be at most the {total} digits with "
                          f"num_training >= 1, got {num_training} + {num_validation} + {num_test}")
-    order = np.random.default_rng(seed).permutation(total)
+    if seed is None:
+        order = np.random.permutation(total)
+    elif isinstance(seed, np.random.Generator):
+        order = seed.permutation(total)
+    else:
+        order = np.random.default_rng(seed).permutation(total)
     # Test and validation come first, so they do not depend on num_training.
     used = order[:num_test + num_validation + num_training]
     test, val, train = np.split(used, [num_test, num_test + num_validation])
