@@ -357,3 +357,20 @@ def test_iteration_count_of_the_notebooks_solver_cell(capsys):
     out = capsys.readouterr().out
     assert "(Iteration 1 / 2450) loss:" in out and "(Epoch 10 / 10) train acc:" in out
     assert len(solver.loss_history) == 2450 and len(solver.val_acc_history) == 11
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(verbose="no"), "verbose must be True or False, got 'no'"),
+    (dict(checkpoint_name=5), "checkpoint_name must be a path prefix (str) or None, got 5"),
+    (dict(epoch_callback=5), "epoch_callback must be a function of the Solver or None, got 5"),
+])
+def test_bad_types_of_options_are_rejected_before_training(kwargs, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        Solver(small_model(), blobs(), **kwargs)
+
+
+def test_checkpoint_name_may_be_a_path(tmp_path):
+    solver = Solver(small_model(), blobs(), num_epochs=1, batch_size=100, verbose=0,
+                    checkpoint_name=tmp_path / "run")
+    solver.train()
+    assert (tmp_path / "run_epoch_1.npz").is_file()

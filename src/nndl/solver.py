@@ -39,6 +39,7 @@ With ``seed=None`` batches come from NumPy's global random state; an int or Gene
 import copy
 import inspect
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -80,7 +81,7 @@ class Solver:
     print_every : int
         Print the loss every this many iterations when verbose.
     verbose : bool
-    checkpoint_name : str or None
+    checkpoint_name : str, path or None
         If given, save a checkpoint to ``f"{checkpoint_name}_epoch_{epoch}.npz"`` after each
         epoch (see ``nndl.checkpoint``).
     sampling : {'replacement', 'permutation'}
@@ -169,8 +170,13 @@ class Solver:
         self.num_train_samples = _optional_positive_int("num_train_samples", options["num_train_samples"])
         self.num_val_samples = _optional_positive_int("num_val_samples", options["num_val_samples"])
         self.print_every = check_positive_int("print_every", options["print_every"])
-        self.verbose = bool(options["verbose"])
+        verbose = options["verbose"]
+        if not isinstance(verbose, (bool, numbers.Integral)):  # bool("no") would be True
+            raise TypeError(f"verbose must be True or False, got {verbose!r}")
+        self.verbose = bool(verbose)
         self.checkpoint_name = options["checkpoint_name"]
+        if self.checkpoint_name is not None and not isinstance(self.checkpoint_name, (str, os.PathLike)):
+            raise TypeError(f"checkpoint_name must be a path prefix (str) or None, got {self.checkpoint_name!r}")
         if self.checkpoint_name is not None:
             from .checkpoint import check_savable  # checkpoint imports fc_net; import late
 
@@ -180,6 +186,9 @@ class Solver:
                 raise TypeError(f"checkpoint_name needs a model save_model can write: {exc}") from None
         self.sampling = check_choice("sampling", options["sampling"], ("replacement", "permutation"))
         self.epoch_callback = options["epoch_callback"]
+        if self.epoch_callback is not None and not callable(self.epoch_callback):
+            # Refused now, not after the first epoch's training.
+            raise TypeError(f"epoch_callback must be a function of the Solver or None, got {self.epoch_callback!r}")
         seed = check_seed(options["seed"])
         if seed is None:
             self.rng = np.random.mtrand._rand  # the global RandomState behind np.random.*
