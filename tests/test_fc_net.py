@@ -221,6 +221,12 @@ def test_two_layer_net_rejects_a_list_of_hidden_dims():
         TwoLayerNet(hidden_dims=[10, 10])
 
 
+@pytest.mark.parametrize("hidden_dims", [0, -3])
+def test_two_layer_net_quotes_the_hidden_size_it_was_given(hidden_dims):
+    with pytest.raises(ValueError, match=rf"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims}$"):
+        TwoLayerNet(hidden_dims=hidden_dims)
+
+
 @pytest.mark.parametrize("X, y, error, message", [
     (np.zeros((2, 5)), None, ValueError, r"X must have 4 features per example .* got shape \(2, 5\)"),
     (np.zeros(4), None, ValueError, "X must have at least 2 dimension"),

@@ -337,6 +337,8 @@ class TwoLayerNet(FullyConnectedNet):
                  normalization=None):
         if not isinstance(hidden_dims, numbers.Integral) or isinstance(hidden_dims, bool):
             raise TypeError(f"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims!r}")
+        if hidden_dims < 1:  # checked here so that the error quotes 0, not the list [0] passed on
+            raise ValueError(f"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims!r}")
         super().__init__([hidden_dims], input_dim=input_dim, num_classes=num_classes,
                          dropout=dropout, reg=reg, weight_scale=weight_scale, dtype=dtype,
                          seed=seed, activation=activation, normalization=normalization)
