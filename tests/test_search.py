@@ -240,6 +240,17 @@ def test_another_study_may_not_overwrite_the_results_in_out(tmp_path):
     assert (tmp_path / "summary.json").read_bytes() == before
 
 
+def test_files_no_search_left_in_out_are_not_overwritten(tmp_path, capsys):
+    (tmp_path / "trials.csv").write_text("mine\n")
+    (tmp_path / "best_model.npz").write_bytes(b"mine")
+    assert S.main(["--out", str(tmp_path), "--trials", "1", "--epochs", "1", "--no-retrain"]) == 1
+    err = capsys.readouterr().err
+    assert (f"--out {tmp_path} already holds trials.csv, best_model.npz, which no search left there "
+            f"(no summary.json or study.journal); move them away or give another --out") in err
+    assert sorted(os.listdir(tmp_path)) == ["best_model.npz", "trials.csv"]
+    assert (tmp_path / "trials.csv").read_text() == "mine\n"
+
+
 def test_joining_with_a_different_configuration_is_refused(tmp_path):
     S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path), retrain=False,
              verbose=False)

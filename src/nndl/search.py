@@ -1374,9 +1374,14 @@ def _study_exists(storage, name):
         return False
 
 
+RESULT_FILES = ("trials.csv", "best_value.png", "params.png", "summary.json", "best_model.npz")
+"""What ``write_results`` writes into ``out`` (besides the default storage, ``JOURNAL_NAME``)."""
+
+
 def _check_out_is_ours(out, study_name):
-    """Refuse an ``out`` whose results (summary.json) belong to another study: writing ours
-    there would replace them."""
+    """Refuse an ``out`` whose results would be replaced by ours: those of another study
+    (its summary.json names it), or files of the same names that no search left there (no
+    summary.json, no journal: the user's own, or another tool's)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise SearchError(f"--out {out} exists and is not a directory")
     path = os.path.join(out, "summary.json")
@@ -1384,6 +1389,13 @@ def _check_out_is_ours(out, study_name):
         with open(path) as f:
             previous = json.load(f).get("study_name")
     except (OSError, ValueError, AttributeError):
+        previous = None
+        if not os.path.exists(path) and not os.path.exists(os.path.join(out, JOURNAL_NAME)):
+            existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(out, name))]
+            if existing:
+                raise SearchError(f"--out {out} already holds {', '.join(existing)}, which no search left "
+                                  f"there (no summary.json or {JOURNAL_NAME}); move them away or give "
+                                  f"another --out")
         return  # no results there yet (or none of ours to protect)
     if previous is not None and previous != study_name:
         raise SearchError(f"--out {out} already holds the results of study {previous!r} ({path}); "
