@@ -406,3 +406,55 @@ def test_hidden_block_checks_its_dropout_param_even_with_nothing_to_drop(dropout
 
     with pytest.raises(ValueError, match=message):
         hidden_block_forward(np.ones((2, 3)), np.ones((3, 4)), np.zeros(4), dropout_param=dropout_param)
+
+
+# ----------------------------------------------------------------- small hand-worked cases
+
+def test_batchnorm_by_hand():
+    # Two examples 1 and 3: mean 2, variance 1, so x_hat = -1, +1 whatever the values (with
+    # eps 0), which also makes dx exactly 0: the output does not depend on x at all.
+    x, gamma, beta = np.array([[1.0], [3.0]]), np.array([2.0]), np.array([1.0])
+    bn_param = {"mode": "train", "eps": 0.0, "momentum": 0.9}
+    out, cache = batchnorm_forward(x, gamma, beta, bn_param)
+    np.testing.assert_allclose(out, [[-1.0], [3.0]])
+    np.testing.assert_allclose(bn_param["running_mean"], [0.2])  # 0.9 * 0 + 0.1 * 2
+    np.testing.assert_allclose(bn_param["running_var"], [0.1])  # 0.9 * 0 + 0.1 * 1
+    dx, dgamma, dbeta = batchnorm_backward(np.array([[1.0], [0.0]]), cache)
+    np.testing.assert_allclose(dx, [[0.0], [0.0]], atol=1e-15)
+    np.testing.assert_allclose(dgamma, [-1.0])  # sum(dout * x_hat)
+    np.testing.assert_allclose(dbeta, [1.0])
+    # Test mode uses the running averages: (4 - 2) / sqrt(4) * 2 + 1 = 3.
+    test_param = {"mode": "test", "eps": 0.0, "running_mean": np.array([2.0]), "running_var": np.array([4.0])}
+    np.testing.assert_allclose(batchnorm_forward(np.array([[4.0]]), gamma, beta, test_param)[0], [[3.0]])
+
+
+def test_layernorm_by_hand():
+    # One example (1, 3): mean 2, variance 1 over its features, so x_hat = (-1, 1).
+    out, cache = layernorm_forward(np.array([[1.0, 3.0]]), np.array([2.0, 1.0]), np.array([0.0, 5.0]),
+                                   {"eps": 0.0})
+    np.testing.assert_allclose(out, [[-2.0, 6.0]])
+    dx, dgamma, dbeta = layernorm_backward(np.array([[1.0, 1.0]]), cache)
+    np.testing.assert_allclose(dgamma, [-1.0, 1.0])
+    np.testing.assert_allclose(dbeta, [1.0, 1.0])
+    np.testing.assert_allclose(dx, [[0.0, 0.0]], atol=1e-15)  # as for batchnorm: two values
+
+
+class _Draws:
+    """A stand-in Generator whose uniform draws are fixed, so the mask can be worked out by hand."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+
+    def random(self, shape):
+        return self.values.reshape(shape)
+
+
+def test_dropout_by_hand():
+    # p = 0.5 drops the units whose draw is below 0.5 and doubles the others.
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    param = {"p": 0.5, "mode": "train", "rng": _Draws([0.1, 0.6, 0.4, 0.9])}
+    out, cache = dropout_forward(x, param)
+    np.testing.assert_array_equal(out, [0.0, 4.0, 0.0, 8.0])
+    np.testing.assert_array_equal(dropout_backward(np.ones(4), cache), [0.0, 2.0, 0.0, 2.0])
+    param["mode"] = "test"
+    np.testing.assert_array_equal(dropout_forward(x, param)[0], x)
