@@ -78,3 +78,32 @@ def test_hidden_block_can_skip_the_input_gradient():
 def test_hidden_block_rejects_unknown_activation():
     with pytest.raises(ValueError, match="activation must be one of .*'relu'.*got 'tanh'"):
         LU.hidden_block_forward(np.ones((1, 2)), np.ones((2, 2)), np.zeros(2), activation="tanh")
+
+
+@pytest.mark.parametrize("forward, backward, extra", [
+    (LU.affine_relu_forward, LU.affine_relu_backward, ()),
+    (LU.affine_batchnorm_relu_forward, LU.affine_batchnorm_relu_backward,
+     (np.ones(6), np.zeros(6), {"mode": "train"})),
+    (LU.affine_layernorm_relu_forward, LU.affine_layernorm_relu_backward, (np.ones(6), np.zeros(6))),
+    (LU.affine_relu_dropout_forward, LU.affine_relu_dropout_backward, ({"p": 0.5, "mode": "test"},)),
+    (LU.affine_batchnorm_relu_dropout_forward, LU.affine_batchnorm_relu_dropout_backward,
+     (np.ones(6), np.zeros(6), {"mode": "train"}, {"p": 0.0, "mode": "train"})),
+])
+def test_named_sandwiches_return_an_output_the_caller_may_change(forward, backward, extra):
+    # The general block shares ReLU's output with its cache (FullyConnectedNet saves a copy);
+    # the course's named sandwiches must not: changing out would silently change the gradients.
+    rng = np.random.default_rng(0)
+    x, w, b, dout = rng.standard_normal((4, 5)), rng.standard_normal((5, 6)), rng.standard_normal(6), \
+        rng.standard_normal((4, 6))
+    expected = backward(dout, forward(x, w, b, *extra)[1])
+    out, cache = forward(x, w, b, *extra)
+    out -= 10.0
+    for got, want in zip(backward(dout, cache), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_general_block_shares_relus_output_with_its_cache():
+    # Documented, and what saves a copy per layer and step in FullyConnectedNet.
+    rng = np.random.default_rng(0)
+    out, cache = LU.hidden_block_forward(rng.standard_normal((4, 5)), rng.standard_normal((5, 6)), np.zeros(6))
+    assert np.shares_memory(out, cache[4])

@@ -5,8 +5,10 @@ Contract
 Same as ``layers``: ``*_forward`` returns ``(out, cache)`` and ``*_backward(dout, cache)``
 returns the gradients of every forward input, in the order the forward takes them.
 
-Unlike the course's sandwiches, a ReLU block without dropout returns the array its cache holds
-(see ``hidden_block_forward``): treat ``out`` as read-only until the backward pass is done.
+``hidden_block_forward`` with ReLU and no dropout returns the array its cache holds (a copy
+saved per layer and step, for FullyConnectedNet): treat that ``out`` as read-only until the
+backward pass is done. The named sandwiches return an array of their own, as the course's do,
+so a caller may change their ``out`` freely.
 
 ``hidden_block_forward`` is the one general block a FullyConnectedNet hidden layer is made of,
 ``affine - [batchnorm | layernorm] - activation - [dropout]``; the named sandwiches of the
@@ -115,9 +117,16 @@ def hidden_block_backward(dout, cache, need_dx=True, w_step=None):
     return dx, dw, db, dgamma, dbeta
 
 
+def _own_output(out, cache):
+    """``(out, cache)`` with ``out`` copied when it is the array the cache keeps for ReLU."""
+    if out is cache[4]:
+        out = out.copy()
+    return out, cache
+
+
 def affine_relu_forward(x, w, b):
     """``affine - relu``. x: (N, d_1, ..., d_k), w: (D, M), b: (M,) -> out (N, M), cache."""
-    return hidden_block_forward(x, w, b)
+    return _own_output(*hidden_block_forward(x, w, b))
 
 
 def affine_relu_backward(dout, cache):
@@ -127,7 +136,7 @@ def affine_relu_backward(dout, cache):
 
 def affine_batchnorm_relu_forward(x, w, b, gamma, beta, bn_param):
     """``affine - batchnorm - relu``. gamma, beta: (M,) -> out (N, M), cache."""
-    return hidden_block_forward(x, w, b, gamma, beta, "batchnorm", bn_param)
+    return _own_output(*hidden_block_forward(x, w, b, gamma, beta, "batchnorm", bn_param))
 
 
 def affine_batchnorm_relu_backward(dout, cache):
@@ -137,7 +146,7 @@ def affine_batchnorm_relu_backward(dout, cache):
 
 def affine_layernorm_relu_forward(x, w, b, gamma, beta, ln_param=None):
     """``affine - layernorm - relu``. gamma, beta: (M,) -> out (N, M), cache."""
-    return hidden_block_forward(x, w, b, gamma, beta, "layernorm", ln_param or {})
+    return _own_output(*hidden_block_forward(x, w, b, gamma, beta, "layernorm", ln_param or {}))
 
 
 def affine_layernorm_relu_backward(dout, cache):
@@ -147,7 +156,7 @@ def affine_layernorm_relu_backward(dout, cache):
 
 def affine_relu_dropout_forward(x, w, b, dropout_param):
     """``affine - relu - dropout`` -> out (N, M), cache."""
-    return hidden_block_forward(x, w, b, dropout_param=dropout_param)
+    return _own_output(*hidden_block_forward(x, w, b, dropout_param=dropout_param))
 
 
 def affine_relu_dropout_backward(dout, cache):
@@ -157,8 +166,8 @@ def affine_relu_dropout_backward(dout, cache):
 
 def affine_batchnorm_relu_dropout_forward(x, w, b, gamma, beta, bn_param, dropout_param):
     """``affine - batchnorm - relu - dropout`` -> out (N, M), cache."""
-    return hidden_block_forward(x, w, b, gamma, beta, "batchnorm", bn_param,
-                                dropout_param=dropout_param)
+    return _own_output(*hidden_block_forward(x, w, b, gamma, beta, "batchnorm", bn_param,
+                                             dropout_param=dropout_param))
 
 
 def affine_batchnorm_relu_dropout_backward(dout, cache):
