@@ -1,5 +1,7 @@
 """Tests for nndl.optim: hand-checked updates, state handling, dtype, registry."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,28 @@ def test_state_of_the_wrong_shape_is_refused():
     w = np.ones((2, 3))
     with pytest.raises(ValueError, match=r"elementwise arrays must share one shape, got \(2, 3\), \(2, 3\), \(6,\)"):
         sgd_momentum(w, np.ones((2, 3)), {"velocity": np.zeros(6)})
+
+
+@pytest.mark.parametrize("rule, config, error, message", [
+    (sgd, {"learning_rate": -1.0}, ValueError, "config['learning_rate'] must be a finite number >= 0, got -1.0"),
+    (sgd, {"learning_rate": "a"}, TypeError, "config['learning_rate'] must be a number >= 0, got 'a'"),
+    (sgd, {"weight_decay": float("nan")}, ValueError, "config['weight_decay'] must be a finite number >= 0, got nan"),
+    (sgd_momentum, {"momentum": 1.0}, ValueError, "config['momentum'] must be in [0, 1), got 1.0"),
+    (rmsprop, {"decay_rate": -0.5}, ValueError, "config['decay_rate'] must be in [0, 1), got -0.5"),
+    (rmsprop, {"epsilon": -1e-8}, ValueError, "config['epsilon'] must be a finite number >= 0, got -1e-08"),
+    (adam, {"beta1": 2}, ValueError, "config['beta1'] must be in [0, 1), got 2"),
+    (adam, {"beta2": None}, TypeError, "config['beta2'] must be a number in [0, 1), got None"),
+    (adam, [1], TypeError, "config must be a dict or None, got list"),
+])
+def test_rules_name_a_bad_hyperparameter(rule, config, error, message):
+    w, dw = np.ones(3), np.ones(3)
+    with pytest.raises(error, match=re.escape(message)):
+        rule(w, dw, config)
+    np.testing.assert_array_equal(w, np.ones(3))  # refused before any change
+
+
+def test_numpy_scalars_and_ints_in_range_are_accepted():
+    w = np.ones(3, dtype=np.float32)
+    config = {"learning_rate": np.float64(0.1), "beta1": np.float32(0.9), "beta2": 0, "epsilon": 1}
+    adam(w, np.ones(3, dtype=np.float32), config)
+    assert w.dtype == np.float32 and np.all(w < 1)

@@ -26,12 +26,19 @@ their state in place, block by block (see ``nndl._parallel``), and return ``w`` 
 ``next_w``; ``dw`` is left unchanged and nothing is upcast, so float32 stays float32.
 Callers must therefore not rely on the old ``w`` after an update (the Solver does not).
 ``get_update_rule(name)`` returns a rule or raises ``ValueError`` listing the valid names.
+
+Hyperparameters are checked at every call, by name (``config['beta1'] must be in [0, 1), got
+2``): learning_rate, weight_decay and epsilon >= 0 (0 for hand-worked checks; the Solver asks for
+epsilon > 0), momentum, decay_rate, beta1 and beta2 in [0, 1). A Python float in range passes
+at the cost of a type test.
 """
+
+import math
 
 import numpy as np
 
 from ._parallel import elementwise
-from ._validation import check_float_ndarray
+from ._validation import check_float_ndarray, check_nonneg_float, check_probability
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
            "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "get_update_rule"]
@@ -72,15 +79,38 @@ def _scaled_step(w, num, avg, eps, step, t):
 
 
 def _common(config, learning_rate, w, dw):
-    """Check ``w`` and ``dw``, fill the defaults every rule shares; return the config."""
+    """Check ``w``, ``dw`` and ``config``, fill the defaults every rule shares and check
+    them; return the config."""
     check_float_ndarray("w", w, "it is updated in place")
     if getattr(dw, "shape", None) != w.shape:
         raise ValueError(f"dw must have the shape of w {w.shape}, got {getattr(dw, 'shape', type(dw).__name__)}")
     if config is None:
         config = {}
+    elif not isinstance(config, dict):
+        raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     config.setdefault("learning_rate", learning_rate)
     config.setdefault("weight_decay", 0.0)
+    _nonneg(config, "learning_rate")
+    _nonneg(config, "weight_decay")
     return config
+
+
+# The checks below run for every parameter at every step, so a plain float in range (what
+# the Solver and the notebooks pass) returns after one type test; anything else gets the full
+# check, which names the key.
+
+def _nonneg(config, key, default=None):
+    """``config[key]`` (set to ``default`` if missing and given), which must be a number >= 0."""
+    value = config[key] if default is None else config.setdefault(key, default)
+    if not (type(value) is float and 0.0 <= value < math.inf):
+        check_nonneg_float(f"config['{key}']", value)
+
+
+def _fraction(config, key, default):
+    """``config[key]`` (set to ``default`` if missing), which must be a number in [0, 1)."""
+    value = config.setdefault(key, default)
+    if not (type(value) is float and 0.0 <= value < 1.0):
+        check_probability(f"config['{key}']", value)
 
 
 SGD_LEARNING_RATE = 1e-2
@@ -120,7 +150,7 @@ def _sgd_kernel(w, dw, *, tmp, lr, wd):
 def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``."""
     config = _common(config, 1e-2, w, dw)
-    config.setdefault("momentum", 0.9)
+    _fraction(config, "momentum", 0.9)
     v = _state(config, "velocity", w)
     elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
                 wd=config["weight_decay"])
@@ -142,7 +172,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
     ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
     """
     config = _common(config, 1e-2, w, dw)
-    config.setdefault("momentum", 0.9)
+    _fraction(config, "momentum", 0.9)
     v = _state(config, "velocity", w)
     elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
                 wd=config["weight_decay"])
@@ -168,8 +198,8 @@ def rmsprop(w, dw, config=None):
     ``g = dw + weight_decay * w``.
     """
     config = _common(config, 1e-2, w, dw)
-    config.setdefault("decay_rate", 0.99)
-    config.setdefault("epsilon", 1e-8)
+    _fraction(config, "decay_rate", 0.99)
+    _nonneg(config, "epsilon", 1e-8)
     cache = _state(config, "cache", w)
     elementwise(_rmsprop_kernel, w, dw, cache, lr=config["learning_rate"],
                 decay=config["decay_rate"], eps=config["epsilon"], wd=config["weight_decay"])
@@ -189,9 +219,9 @@ def adam(w, dw, config=None):
     ``t += 1``; ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
     """
     config = _common(config, 1e-3, w, dw)
-    config.setdefault("beta1", 0.9)
-    config.setdefault("beta2", 0.999)
-    config.setdefault("epsilon", 1e-8)
+    _fraction(config, "beta1", 0.9)
+    _fraction(config, "beta2", 0.999)
+    _nonneg(config, "epsilon", 1e-8)
     config.setdefault("t", 0)
     b1, b2 = config["beta1"], config["beta2"]
     m = _state(config, "m", w)
