@@ -1,5 +1,7 @@
 """Tests for nndl.layers: reference values, hand-worked cases, gradient checks, dtype contract."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -458,3 +460,28 @@ def test_dropout_by_hand():
     np.testing.assert_array_equal(dropout_backward(np.ones(4), cache), [0.0, 2.0, 0.0, 2.0])
     param["mode"] = "test"
     np.testing.assert_array_equal(dropout_forward(x, param)[0], x)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: affine_forward(np.ones((4, 5)), np.ones((6, 3)), np.ones(3)),
+     "affine_forward needs x of shape (N, d_1, ..., d_k) with d_1 * ... * d_k = 6 (the rows of w), "
+     "got x of shape (4, 5)"),
+    (lambda: affine_forward(np.ones((4, 6)), np.ones((6, 3)), np.ones(4)),
+     "affine_forward needs w of shape (D, M) and b of shape (M,), got w of shape (6, 3) and b of shape (4,)"),
+    (lambda: affine_forward(np.ones((4, 6)), np.ones(6), np.ones(1)),
+     "affine_forward needs w of shape (D, M) and b of shape (M,), got w of shape (6,) and b of shape (1,)"),
+    (lambda: batchnorm_forward(np.ones(4), np.ones(4), np.zeros(4), {"mode": "train"}),
+     "batchnorm_forward needs x of shape (N, D), got x of shape (4,)"),
+    (lambda: batchnorm_forward(np.ones((2, 4)), np.ones(3), np.zeros(4), {"mode": "train"}),
+     "batchnorm_forward needs gamma and beta of shape (4,), got gamma of shape (3,) and beta of shape (4,)"),
+    (lambda: layernorm_forward(np.ones((2, 4)), None, np.zeros(4)),
+     "layernorm_forward needs gamma and beta of shape (4,), got gamma of type NoneType and beta of shape (4,)"),
+])
+def test_layers_name_misshapen_inputs(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+def test_softmax_loss_takes_nested_lists():
+    loss, dx = softmax_loss([[1.0, 2.0]], [0])
+    assert abs(loss - np.log(1 + np.e)) < 1e-12 and dx.shape == (1, 2)

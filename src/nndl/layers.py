@@ -50,9 +50,33 @@ def affine_forward(x, w, b):
     out : ndarray, shape (N, M)
     cache : tuple (x, w, b)
     """
-    out = x.reshape(x.shape[0], w.shape[0]) @ w  # D spelt out, not -1: N may be 0
+    if getattr(w, "ndim", None) != 2 or getattr(b, "shape", None) != w.shape[1:]:
+        raise ValueError(f"affine_forward needs w of shape (D, M) and b of shape (M,), "
+                         f"got w {_shape(w)} and b {_shape(b)}")
+    try:
+        rows = x.reshape(x.shape[0], w.shape[0])  # D spelt out, not -1: N may be 0
+    except (AttributeError, IndexError, ValueError):
+        raise ValueError(f"affine_forward needs x of shape (N, d_1, ..., d_k) with d_1 * ... * d_k = "
+                         f"{w.shape[0]} (the rows of w), got x {_shape(x)}") from None
+    out = rows @ w
     out += b
     return out, (x, w, b)
+
+
+def _shape(value):
+    """``value``'s shape for an error message, or its type if it has none."""
+    shape = getattr(value, "shape", None)
+    return f"of shape {shape}" if shape is not None else f"of type {type(value).__name__}"
+
+
+def _check_norm_inputs(name, x, gamma, beta):
+    """A normalisation layer's x must be (N, D), gamma and beta (D,): checked by name."""
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(f"{name} needs x of shape (N, D), got x {_shape(x)}")
+    expected = x.shape[1:]
+    if getattr(gamma, "shape", None) != expected or getattr(beta, "shape", None) != expected:
+        raise ValueError(f"{name} needs gamma and beta of shape {expected}, "
+                         f"got gamma {_shape(gamma)} and beta {_shape(beta)}")
 
 
 def affine_backward(dout, cache, need_dx=True, w_step=None):
@@ -192,6 +216,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     if mode not in ("train", "test"):
         # Before the running averages are created: a typo leaves bn_param as it was.
         raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    _check_norm_inputs("batchnorm_forward", x, gamma, beta)
     # Python floats: a NumPy float64 eps (np.logspace, a search) would upcast float32 layers.
     eps = float(bn_param.get("eps", 1e-5))
     momentum = float(bn_param.get("momentum", 0.9))
@@ -250,6 +275,7 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
     out : ndarray, shape (N, D)
     cache : tuple
     """
+    _check_norm_inputs("layernorm_forward", x, gamma, beta)
     eps = float((ln_param or {}).get("eps", 1e-5))  # a NumPy float64 would upcast float32 x
     xhat, inv_std, _, _ = _normalize(x, 1, eps)
     return xhat * gamma + beta, (xhat, gamma, inv_std)
@@ -316,6 +342,7 @@ def dropout_backward(dout, cache):
 
 def _check_scores_labels(x, y):
     """``(x, y)`` checked; integer scores become float64 (the gradient is fractional)."""
+    x = np.asarray(x)  # a nested list of scores works as the course's losses did
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"x must be scores of shape (N, C) with N >= 1, got shape {x.shape}")
     if x.dtype.kind != "f":
