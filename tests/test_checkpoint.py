@@ -261,3 +261,11 @@ def test_save_model_refuses_what_only_pickle_could_store(tmp_path, value, got):
                                                   "(files are written without pickle), " + got)):
         save_model(path, model, preprocessing={"mean_image": value})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("class_names", [5, "cat", [1, 2]])
+def test_save_model_names_bad_class_names(tmp_path, class_names):
+    model = FullyConnectedNet([3], input_dim=4, num_classes=2, seed=0)
+    with pytest.raises(TypeError, match=re.escape(f"class_names must be a list of str or None, got {class_names!r}")):
+        save_model(tmp_path / "model.npz", model, class_names=class_names)
+    assert list(tmp_path.iterdir()) == []

@@ -148,3 +148,14 @@ def test_rel_error_and_sparse_check_refuse_mismatched_shapes():
         rel_error(np.ones(0), np.ones(0))
     with pytest.raises(ValueError, match=r"analytic_grad must have the shape of x \(3,\), got \(2,\)"):
         grad_check_sparse(np.sum, np.ones(3), np.ones(2), verbose=False)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, np.random.default_rng(0)])
+def test_check_all_gradients_names_a_bad_seed(seed):
+    with pytest.raises(TypeError, match="seed must be a non-negative int, got"):
+        check_all_gradients(seed=seed)
+
+
+def test_grad_check_sparse_names_a_bad_num_checks():
+    with pytest.raises(ValueError, match="num_checks must be a positive int, got 'a'"):
+        grad_check_sparse(np.sum, np.ones(3), np.ones(3), num_checks="a", verbose=False)

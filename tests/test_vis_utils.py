@@ -1,5 +1,6 @@
 """Tests for nndl.vis_utils: visualize_grid and the training-curve and weight plots."""
 
+import re
 import sys
 
 import numpy as np
@@ -92,3 +93,16 @@ def test_plots_without_matplotlib_say_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'nndl\[cli\]'"):
         plot_loss_history([1.0, 0.5])
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: visualize_grid(np.zeros((2, 3, 3, 1)), padding="a"), TypeError, "padding must be an int >= 0, got 'a'"),
+    (lambda: visualize_grid(np.zeros((2, 3, 3, 1)), padding=-1), ValueError, "padding must be >= 0, got -1"),
+    (lambda: first_layer_images(np.zeros((12, 5)), (3, 2)), ValueError,
+     "image_shape must be three positive ints (C, H, W), got (3, 2)"),
+    (lambda: first_layer_images(np.zeros((12, 5)), (3, 2, 0)), ValueError,
+     "image_shape must be three positive ints (C, H, W), got (3, 2, 0)"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()

@@ -105,11 +105,21 @@ def _dumps(meta):
     return json.dumps(meta, default=_json_default)
 
 
+def _class_names(class_names):
+    """``class_names`` as a list of str, or None; else ``TypeError`` naming it."""
+    if class_names is None:
+        return None
+    names = list(class_names) if isinstance(class_names, (list, tuple, np.ndarray)) else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"class_names must be a list of str or None, got {class_names!r}")
+    return names
+
+
 def _meta(model, class_names=None, **extra):
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "nndl_version": _version(),
         "model_class": type(model).__name__, "config": model.config(),
-        "class_names": list(class_names) if class_names is not None else None, **extra,
+        "class_names": _class_names(class_names), **extra,
     }
 
 

@@ -15,13 +15,14 @@ nndl on small float64 inputs and returns one ``GradientCheck`` per (function, in
 """
 
 import math
+import numbers
 import random
 import re
 from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import check_float_ndarray
+from ._validation import check_float_ndarray, check_positive_int
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse",
            "rel_error", "check_all_gradients", "GradientCheck"]
@@ -134,6 +135,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, verbose=True):
         The relative error at each checked entry.
     """
     _check_point(x)
+    num_checks = check_positive_int("num_checks", num_checks)
     if getattr(analytic_grad, "shape", None) != x.shape:
         raise ValueError(f"analytic_grad must have the shape of x {x.shape}, "
                          f"got {getattr(analytic_grad, 'shape', type(analytic_grad).__name__)}")
@@ -250,6 +252,9 @@ def check_all_gradients(seed=0):
     from .fc_net import FullyConnectedNet, TwoLayerNet
     from .neural_net import TwoLayerNet as StandaloneTwoLayerNet
 
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        # An int, not a Generator: it also fixes the dropout masks, which a check needs.
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
     rng = np.random.default_rng(seed)
     normal = rng.standard_normal
     x, w, b = normal((4, 2, 3)), normal((6, 5)), normal(5)

@@ -14,6 +14,8 @@ saying which extra to install. Files are written to a temporary name and renamed
 """
 
 import math
+import numbers
+import operator
 
 import numpy as np
 
@@ -41,6 +43,8 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
     Xs = np.asarray(Xs)
     if Xs.ndim != 4:
         raise ValueError(f"Xs must have shape (N, H, W, C), got {Xs.shape}")
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral):
+        raise TypeError(f"padding must be an int >= 0, got {padding!r}")
     if padding < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
     N, H, W, C = Xs.shape
@@ -72,7 +76,12 @@ def first_layer_images(W1, image_shape):
         The layout ``visualize_grid`` takes.
     """
     W1 = np.asarray(W1)
-    C, H, W = image_shape
+    try:
+        C, H, W = (operator.index(n) for n in image_shape)
+        if min(C, H, W) < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be three positive ints (C, H, W), got {image_shape!r}") from None
     if W1.ndim != 2 or W1.shape[0] != C * H * W:
         raise ValueError(f"W1 must have shape ({C * H * W}, M) for images of shape {tuple(image_shape)}, "
                          f"got {W1.shape}")
