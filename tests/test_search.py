@@ -251,6 +251,26 @@ def test_files_no_search_left_in_out_are_not_overwritten(tmp_path, capsys):
     assert (tmp_path / "trials.csv").read_text() == "mine\n"
 
 
+def test_a_search_stopped_while_writing_results_resumes_with_the_same_command(tmp_path, monkeypatch):
+    # With the study stored outside --out, only summary.json tells that --out is this study's:
+    # it is written first, so a run stopped after trials.csv can be resumed.
+    out, storage = tmp_path / "out", str(tmp_path / "elsewhere.journal")
+    plot = S._plot
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "_plot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), storage=storage,
+                 retrain=False, verbose=False)
+    assert sorted(os.listdir(out)) == ["summary.json", "trials.csv"]
+    monkeypatch.setattr(S, "_plot", plot)
+    result = S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), storage=storage,
+                      retrain=False, verbose=False)
+    assert result.complete and json.loads((out / "summary.json").read_text())["complete"] is True
+
+
 def test_joining_with_a_different_configuration_is_refused(tmp_path):
     S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(tmp_path), retrain=False,
              verbose=False)

@@ -29,7 +29,7 @@ import zipfile
 import numpy as np
 
 from ._files import write_atomically
-from ._validation import check_seed
+from ._validation import _short, check_seed
 from .fc_net import FullyConnectedNet, TwoLayerNet
 
 __all__ = ["save_model", "load_model", "check_savable", "load_checkpoint", "save_solver_checkpoint",
@@ -60,9 +60,10 @@ def _plain_array(name, value):
         array = np.asarray(value)
     except (ValueError, TypeError):
         array = None
-    if array is None or array.dtype.hasobject or array.dtype.kind not in "biufcSU":
-        raise TypeError(f"{name} must be an array of numbers (files are written without pickle), "
-                        f"got a {type(value).__name__}" + ("" if array is None else f" of dtype {array.dtype}"))
+    if array is None or array.dtype.hasobject:
+        shown = f"an ndarray of dtype {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise TypeError(f"{name} must be an array of numbers, booleans or strings (files are written "
+                        f"without pickle), got {shown}")
     return array
 
 
@@ -106,13 +107,16 @@ def _dumps(meta):
 
 
 def _class_names(class_names):
-    """``class_names`` as a list of str, or None; else ``TypeError`` naming it."""
+    """``class_names`` as a list of str (``str()`` of each name: labels may be numbers), or
+    None; ``TypeError`` naming it for a single string or a non-iterable."""
     if class_names is None:
         return None
-    names = list(class_names) if isinstance(class_names, (list, tuple, np.ndarray)) else None
-    if names is None or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"class_names must be a list of str or None, got {class_names!r}")
-    return names
+    try:
+        if isinstance(class_names, str):
+            raise TypeError
+        return [str(name) for name in class_names]
+    except TypeError:
+        raise TypeError(f"class_names must be a sequence of names or None, got {_short(class_names)}") from None
 
 
 def _meta(model, class_names=None, **extra):
@@ -133,7 +137,8 @@ def save_model(path, model, preprocessing=None, class_names=None, **extra):
     model : FullyConnectedNet or TwoLayerNet
     preprocessing : dict of str -> ndarray, optional
         E.g. ``{"mean_image": ...}``, restored as ``model.preprocessing``.
-    class_names : list of str, optional
+    class_names : sequence, optional
+        One name per class, stored as str (numbers become "0", "1", ...).
     **extra
         More JSON-serialisable metadata (e.g. ``dataset="digits"``).
     """

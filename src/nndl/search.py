@@ -1141,6 +1141,13 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
     from .checkpoint import save_model
 
     os.makedirs(out, exist_ok=True)
+    summary_path = os.path.join(out, "summary.json")
+    if not os.path.exists(summary_path):
+        # Name the study before writing anything else: a run stopped below leaves an --out
+        # that is recognisably this study's, so the same command resumes it (see
+        # _check_out_is_ours); the full summary replaces this one at the end.
+        write_atomically(summary_path, lambda f: json.dump({"study_name": study.study_name, "complete": False}, f),
+                         suffix=".json.tmp", text=True)
     trials = sorted(_live_trials(study), key=lambda t: t.number)
     result = SearchResult(study_name=study.study_name, storage=label)
     result.counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
@@ -1173,8 +1180,7 @@ def write_results(study, config, out, data=None, retrain=True, data_dir=None, la
         result.seconds = time.monotonic() - started
     summary = {k: v for k, v in asdict(result).items() if k != "plots"}
     summary["config"] = config.to_json()
-    write_atomically(os.path.join(out, "summary.json"), lambda f: json.dump(summary, f, indent=2),
-                     suffix=".json.tmp", text=True)
+    write_atomically(summary_path, lambda f: json.dump(summary, f, indent=2), suffix=".json.tmp", text=True)
     return result
 
 
