@@ -145,8 +145,11 @@ def test_get_digits_data_without_a_seed_draws_from_the_global_state():
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"seed": "a"}, TypeError, "seed must be None, a non-negative int or a numpy Generator, got 'a'"),
     ({"seed": -1}, TypeError, "seed must be None, a non-negative int or a numpy Generator, got -1"),
-    ({"dtype": "int8"}, TypeError, "dtype must be a float dtype such as float32 or float64, got 'int8'"),
-    ({"dtype": None}, TypeError, "dtype must be a float dtype such as float32 or float64, got None"),
+    ({"dtype": "int8"}, TypeError, "dtype must be a float dtype with subtract_mean=True, got int8 "
+                                    "(pass subtract_mean=False for raw integer pixels)"),
+    ({"dtype": None}, TypeError, "dtype must be a numeric dtype such as float32 or float64, got None"),
+    ({"dtype": "U3", "subtract_mean": False}, TypeError,
+     "dtype must be a numeric dtype such as float32 or float64, got 'U3'"),
 ])
 def test_get_digits_data_rejects_a_bad_seed_or_dtype(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
@@ -155,8 +158,13 @@ def test_get_digits_data_rejects_a_bad_seed_or_dtype(kwargs, error, message):
 
 def test_get_cifar10_data_rejects_an_int_dtype_before_reading(tmp_path):
     # tmp_path holds no CIFAR-10 files: the dtype error comes first, naming the argument.
-    with pytest.raises(TypeError, match="dtype must be a float dtype such as float32 or float64, got 'uint8'"):
+    with pytest.raises(TypeError, match="dtype must be a float dtype with subtract_mean=True, got uint8"):
         get_CIFAR10_data(cifar10_dir=str(tmp_path), dtype="uint8")
+
+
+def test_raw_integer_pixels_without_mean_subtraction():
+    data = get_digits_data(subtract_mean=False, dtype=np.uint8)
+    assert data["X_train"].dtype == np.uint8 and data["X_train"].max() == 16
 
 
 @pytest.mark.parametrize("kwargs, message", [

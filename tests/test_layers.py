@@ -413,16 +413,17 @@ def test_hidden_block_checks_its_dropout_param_even_with_nothing_to_drop(dropout
 # ----------------------------------------------------------------- small hand-worked cases
 
 def test_batchnorm_by_hand():
-    # Two examples 1 and 3: mean 2, variance 1, so x_hat = -1, +1 whatever the values (with
-    # eps 0), which also makes dx exactly 0: the output does not depend on x at all.
-    x, gamma, beta = np.array([[1.0], [3.0]]), np.array([2.0]), np.array([1.0])
+    # x = 2, 2, 6, 6: mean 4, variance 4 (std 2), so x_hat = -1, -1, 1, 1 (eps 0). With gamma 2
+    # and dout = (1, 0, 0, 0): dx_hat = (2, 0, 0, 0), and dx = (N dx_hat - sum(dx_hat)
+    # - x_hat * sum(dx_hat * x_hat)) / (N std) = ((8, 0, 0, 0) - 2 - 2 x_hat) / 8 = (0.5, -0.5, 0, 0).
+    x, gamma, beta = np.array([[2.0], [2.0], [6.0], [6.0]]), np.array([2.0]), np.array([1.0])
     bn_param = {"mode": "train", "eps": 0.0, "momentum": 0.9}
     out, cache = batchnorm_forward(x, gamma, beta, bn_param)
-    np.testing.assert_allclose(out, [[-1.0], [3.0]])
-    np.testing.assert_allclose(bn_param["running_mean"], [0.2])  # 0.9 * 0 + 0.1 * 2
-    np.testing.assert_allclose(bn_param["running_var"], [0.1])  # 0.9 * 0 + 0.1 * 1
-    dx, dgamma, dbeta = batchnorm_backward(np.array([[1.0], [0.0]]), cache)
-    np.testing.assert_allclose(dx, [[0.0], [0.0]], atol=1e-15)
+    np.testing.assert_allclose(out, [[-1.0], [-1.0], [3.0], [3.0]])
+    np.testing.assert_allclose(bn_param["running_mean"], [0.4])  # 0.9 * 0 + 0.1 * 4
+    np.testing.assert_allclose(bn_param["running_var"], [0.4])  # 0.9 * 0 + 0.1 * 4
+    dx, dgamma, dbeta = batchnorm_backward(np.array([[1.0], [0.0], [0.0], [0.0]]), cache)
+    np.testing.assert_allclose(dx, [[0.5], [-0.5], [0.0], [0.0]], atol=1e-15)
     np.testing.assert_allclose(dgamma, [-1.0])  # sum(dout * x_hat)
     np.testing.assert_allclose(dbeta, [1.0])
     # Test mode uses the running averages: (4 - 2) / sqrt(4) * 2 + 1 = 3.
@@ -431,14 +432,13 @@ def test_batchnorm_by_hand():
 
 
 def test_layernorm_by_hand():
-    # One example (1, 3): mean 2, variance 1 over its features, so x_hat = (-1, 1).
-    out, cache = layernorm_forward(np.array([[1.0, 3.0]]), np.array([2.0, 1.0]), np.array([0.0, 5.0]),
-                                   {"eps": 0.0})
-    np.testing.assert_allclose(out, [[-2.0, 6.0]])
-    dx, dgamma, dbeta = layernorm_backward(np.array([[1.0, 1.0]]), cache)
-    np.testing.assert_allclose(dgamma, [-1.0, 1.0])
-    np.testing.assert_allclose(dbeta, [1.0, 1.0])
-    np.testing.assert_allclose(dx, [[0.0, 0.0]], atol=1e-15)  # as for batchnorm: two values
+    # The same numbers as the batchnorm case, over one example's features instead of the batch.
+    out, cache = layernorm_forward(np.array([[2.0, 2.0, 6.0, 6.0]]), np.full(4, 2.0), np.zeros(4), {"eps": 0.0})
+    np.testing.assert_allclose(out, [[-2.0, -2.0, 2.0, 2.0]])
+    dx, dgamma, dbeta = layernorm_backward(np.array([[1.0, 0.0, 0.0, 0.0]]), cache)
+    np.testing.assert_allclose(dx, [[0.5, -0.5, 0.0, 0.0]], atol=1e-15)
+    np.testing.assert_allclose(dgamma, [-1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(dbeta, [1.0, 0.0, 0.0, 0.0])
 
 
 class _Draws:
@@ -452,9 +452,10 @@ class _Draws:
 
 
 def test_dropout_by_hand():
-    # p = 0.5 drops the units whose draw is below 0.5 and doubles the others.
+    # p = 0.5 drops the units whose draw is below 0.5 (a draw of exactly 0.5 is kept) and
+    # doubles the others.
     x = np.array([1.0, 2.0, 3.0, 4.0])
-    param = {"p": 0.5, "mode": "train", "rng": _Draws([0.1, 0.6, 0.4, 0.9])}
+    param = {"p": 0.5, "mode": "train", "rng": _Draws([0.1, 0.5, 0.4, 0.9])}
     out, cache = dropout_forward(x, param)
     np.testing.assert_array_equal(out, [0.0, 4.0, 0.0, 8.0])
     np.testing.assert_array_equal(dropout_backward(np.ones(4), cache), [0.0, 2.0, 0.0, 2.0])

@@ -157,3 +157,16 @@ def test_numpy_scalars_and_ints_in_range_are_accepted():
     config = {"learning_rate": np.float64(0.1), "beta1": np.float32(0.9), "beta2": 0, "epsilon": 1}
     adam(w, np.ones(3, dtype=np.float32), config)
     assert w.dtype == np.float32 and np.all(w < 1)
+
+
+def test_a_refused_config_is_left_as_it_was():
+    config = {"beta2": 2.0}
+    with pytest.raises(ValueError, match=re.escape("config['beta2'] must be in [0, 1), got 2.0")):
+        adam(np.ones(3), np.ones(3), config)
+    assert config == {"beta2": 2.0}
+
+
+def test_zero_dimensional_arrays_work_as_hyperparameters():
+    w = np.ones(3)
+    sgd_momentum(w, np.ones(3), {"learning_rate": np.array(0.5), "momentum": np.array(0.0)})
+    np.testing.assert_allclose(w, 0.5)

@@ -369,6 +369,12 @@ def test_bad_types_of_options_are_rejected_before_training(kwargs, message):
         Solver(small_model(), blobs(), **kwargs)
 
 
+@pytest.mark.parametrize("verbose, printed", [(np.True_, True), (np.False_, False), (None, False), (0, False)])
+def test_verbose_takes_numpy_bools_and_none(verbose, printed, capsys):
+    Solver(small_model(), blobs(), num_epochs=1, batch_size=100, verbose=verbose).train()
+    assert bool(capsys.readouterr().out) == printed
+
+
 def test_checkpoint_name_may_be_a_path(tmp_path):
     solver = Solver(small_model(), blobs(), num_epochs=1, batch_size=100, verbose=0,
                     checkpoint_name=tmp_path / "run")

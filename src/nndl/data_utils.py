@@ -209,17 +209,20 @@ def _check_count(name, value, minimum=0):
     return int(value)
 
 
-def _check_data_dtype(dtype):
-    """Return ``np.dtype(dtype)`` if it is a float dtype, else raise ``TypeError``: the mean
-    subtraction and every model need floats (int8 pixels minus a mean wrap around)."""
+def _check_data_dtype(dtype, subtract_mean):
+    """Return ``np.dtype(dtype)``, else raise ``TypeError``: a numeric dtype, and a float one
+    when the mean is subtracted (uint8 pixels minus a mean wrap around)."""
     value = None
     if dtype is not None:  # np.dtype(None) would be float64: refuse it rather than guess
         try:
             value = np.dtype(dtype)
         except TypeError:
             pass
-    if value is None or value.kind != "f":
-        raise TypeError(f"dtype must be a float dtype such as float32 or float64, got {dtype!r}")
+    if value is None or value.kind not in "uif":
+        raise TypeError(f"dtype must be a numeric dtype such as float32 or float64, got {dtype!r}")
+    if subtract_mean and value.kind != "f":
+        raise TypeError(f"dtype must be a float dtype with subtract_mean=True, got {value.name} "
+                        f"(pass subtract_mean=False for raw integer pixels)")
     return value
 
 
@@ -276,6 +279,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
     cifar10_dir : str or path, optional
         The dataset directory; default ``default_data_dir()/cifar-10-batches-py``.
     dtype : numpy dtype
+        Numeric; a float dtype unless ``subtract_mean=False`` (e.g. raw uint8 pixels).
     layout : {'image', 'rows'}
         'image': X as (N, 3, 32, 32) (the modular notebook); 'rows': X as (N, 3072) in
         height-width-channel order (the two-layer-net notebook).
@@ -292,7 +296,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
     num_validation = _check_count("num_validation", num_validation)
     num_test = None if num_test is None else _check_count("num_test", num_test)
-    dtype = _check_data_dtype(dtype)
+    dtype = _check_data_dtype(dtype, subtract_mean)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
     if num_validation >= available:
@@ -360,6 +364,7 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
         splits on every machine (``nndl evaluate`` relies on it). None draws the shuffle from
         NumPy's global random state, so ``np.random.seed`` before the call repeats it.
     dtype : numpy dtype
+        Numeric; a float dtype unless ``subtract_mean=False``.
     layout : {'image', 'rows'}
         'image': X as (N, 1, 8, 8); 'rows': X as (N, 64).
 
@@ -372,7 +377,7 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
     seed = check_seed(seed)
-    dtype = _check_data_dtype(dtype)
+    dtype = _check_data_dtype(dtype, subtract_mean)
     X, y = load_digits(dtype)
     total = X.shape[0]
     if num_validation + num_test >= total:

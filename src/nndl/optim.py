@@ -78,9 +78,9 @@ def _scaled_step(w, num, avg, eps, step, t):
     w -= t
 
 
-def _common(config, learning_rate, w, dw):
-    """Check ``w``, ``dw`` and ``config``, fill the defaults every rule shares and check
-    them; return the config."""
+def _common(config, spec, w, dw):
+    """Check ``w``, ``dw`` and the hyperparameters ``spec`` names, then fill in their defaults;
+    return the config. Nothing in ``config`` changes when a check fails."""
     check_float_ndarray("w", w, "it is updated in place")
     if getattr(dw, "shape", None) != w.shape:
         raise ValueError(f"dw must have the shape of w {w.shape}, got {getattr(dw, 'shape', type(dw).__name__)}")
@@ -88,33 +88,36 @@ def _common(config, learning_rate, w, dw):
         config = {}
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
-    config.setdefault("learning_rate", learning_rate)
-    config.setdefault("weight_decay", 0.0)
-    _nonneg(config, "learning_rate")
-    _nonneg(config, "weight_decay")
+    for key, default, upper in spec:
+        value = config.get(key, default)
+        # This runs for every parameter at every step: a float in range (a Python or NumPy
+        # float64 one, what the Solver and the notebooks pass) costs one type test and one
+        # comparison; anything else gets the full check, which names the key.
+        if isinstance(value, float) and 0.0 <= value < upper:
+            continue
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]  # a 0-d array works as a scalar in the kernels
+        if upper == 1.0:
+            check_probability(f"config['{key}']", value)
+        else:
+            check_nonneg_float(f"config['{key}']", value)
+    for key, default, _ in spec:
+        config.setdefault(key, default)
     return config
-
-
-# The checks below run for every parameter at every step, so a plain float in range (what
-# the Solver and the notebooks pass) returns after one type test; anything else gets the full
-# check, which names the key.
-
-def _nonneg(config, key, default=None):
-    """``config[key]`` (set to ``default`` if missing and given), which must be a number >= 0."""
-    value = config[key] if default is None else config.setdefault(key, default)
-    if not (type(value) is float and 0.0 <= value < math.inf):
-        check_nonneg_float(f"config['{key}']", value)
-
-
-def _fraction(config, key, default):
-    """``config[key]`` (set to ``default`` if missing), which must be a number in [0, 1)."""
-    value = config.setdefault(key, default)
-    if not (type(value) is float and 0.0 <= value < 1.0):
-        check_probability(f"config['{key}']", value)
 
 
 SGD_LEARNING_RATE = 1e-2
 """``sgd``'s default learning rate."""
+
+
+# Each rule's hyperparameters: (key, default, upper bound); all are >= 0, and the bound is
+# exclusive (1.0 for the averaging factors, inf for the rest).
+_INF = math.inf
+_SGD_SPEC = (("learning_rate", SGD_LEARNING_RATE, _INF), ("weight_decay", 0.0, _INF))
+_MOMENTUM_SPEC = _SGD_SPEC + (("momentum", 0.9, 1.0),)
+_RMSPROP_SPEC = _SGD_SPEC + (("decay_rate", 0.99, 1.0), ("epsilon", 1e-8, _INF))
+_ADAM_SPEC = (("learning_rate", 1e-3, _INF), ("weight_decay", 0.0, _INF), ("beta1", 0.9, 1.0),
+              ("beta2", 0.999, 1.0), ("epsilon", 1e-8, _INF))
 
 
 def sgd(w, dw, config=None):
@@ -130,7 +133,7 @@ def sgd(w, dw, config=None):
     next_w : ndarray, shape of w
     config : dict
     """
-    config = _common(config, SGD_LEARNING_RATE, w, dw)
+    config = _common(config, _SGD_SPEC, w, dw)
     elementwise(_sgd_kernel, w, dw, lr=config["learning_rate"], wd=config["weight_decay"])
     return w, config
 
@@ -149,8 +152,7 @@ def _sgd_kernel(w, dw, *, tmp, lr, wd):
 
 def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``."""
-    config = _common(config, 1e-2, w, dw)
-    _fraction(config, "momentum", 0.9)
+    config = _common(config, _MOMENTUM_SPEC, w, dw)
     v = _state(config, "velocity", w)
     elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
                 wd=config["weight_decay"])
@@ -171,8 +173,7 @@ def sgd_nesterov_momentum(w, dw, config=None):
     ``v_new = momentum * v - lr * g`` and ``w += v_new + momentum * (v_new - v)``, i.e.
     ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
     """
-    config = _common(config, 1e-2, w, dw)
-    _fraction(config, "momentum", 0.9)
+    config = _common(config, _MOMENTUM_SPEC, w, dw)
     v = _state(config, "velocity", w)
     elementwise(_nesterov_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
                 wd=config["weight_decay"])
@@ -197,9 +198,7 @@ def rmsprop(w, dw, config=None):
     ``cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)`` with
     ``g = dw + weight_decay * w``.
     """
-    config = _common(config, 1e-2, w, dw)
-    _fraction(config, "decay_rate", 0.99)
-    _nonneg(config, "epsilon", 1e-8)
+    config = _common(config, _RMSPROP_SPEC, w, dw)
     cache = _state(config, "cache", w)
     elementwise(_rmsprop_kernel, w, dw, cache, lr=config["learning_rate"],
                 decay=config["decay_rate"], eps=config["epsilon"], wd=config["weight_decay"])
@@ -218,10 +217,7 @@ def adam(w, dw, config=None):
     With ``g = dw + weight_decay * w``: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
     ``t += 1``; ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
     """
-    config = _common(config, 1e-3, w, dw)
-    _fraction(config, "beta1", 0.9)
-    _fraction(config, "beta2", 0.999)
-    _nonneg(config, "epsilon", 1e-8)
+    config = _common(config, _ADAM_SPEC, w, dw)
     config.setdefault("t", 0)
     b1, b2 = config["beta1"], config["beta2"]
     m = _state(config, "m", w)

@@ -171,7 +171,8 @@ class Solver:
         self.num_val_samples = _optional_positive_int("num_val_samples", options["num_val_samples"])
         self.print_every = check_positive_int("print_every", options["print_every"])
         verbose = options["verbose"]
-        if not isinstance(verbose, (bool, numbers.Integral)):  # bool("no") would be True
+        if verbose is not None and not isinstance(verbose, (bool, np.bool_, numbers.Integral)):
+            # bool("no") would be True; None (falsy, as the course's Solver took it) means False.
             raise TypeError(f"verbose must be True or False, got {verbose!r}")
         self.verbose = bool(verbose)
         self.checkpoint_name = options["checkpoint_name"]
