@@ -107,3 +107,9 @@ def test_the_general_block_shares_relus_output_with_its_cache():
     rng = np.random.default_rng(0)
     out, cache = LU.hidden_block_forward(rng.standard_normal((4, 5)), rng.standard_normal((5, 6)), np.zeros(6))
     assert np.shares_memory(out, cache[4])
+
+
+def test_cs231n_spelling_of_the_batchnorm_sandwich():
+    assert LU.affine_bn_relu_forward is LU.affine_batchnorm_relu_forward
+    assert LU.affine_bn_relu_backward is LU.affine_batchnorm_relu_backward
+    assert {"affine_bn_relu_forward", "affine_bn_relu_backward"} <= set(LU.__all__)

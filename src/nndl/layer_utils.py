@@ -25,6 +25,7 @@ __all__ = [
     "hidden_block_forward", "hidden_block_backward",
     "affine_relu_forward", "affine_relu_backward",
     "affine_batchnorm_relu_forward", "affine_batchnorm_relu_backward",
+    "affine_bn_relu_forward", "affine_bn_relu_backward",
     "affine_layernorm_relu_forward", "affine_layernorm_relu_backward",
     "affine_relu_dropout_forward", "affine_relu_dropout_backward",
     "affine_batchnorm_relu_dropout_forward", "affine_batchnorm_relu_dropout_backward",
@@ -142,6 +143,11 @@ def affine_batchnorm_relu_forward(x, w, b, gamma, beta, bn_param):
 def affine_batchnorm_relu_backward(dout, cache):
     """Gradients of ``affine_batchnorm_relu_forward`` -> (dx, dw, db, dgamma, dbeta)."""
     return hidden_block_backward(dout, cache)
+
+
+# CS231n's spelling of the batchnorm sandwich, so that code written for its layer_utils runs.
+affine_bn_relu_forward = affine_batchnorm_relu_forward
+affine_bn_relu_backward = affine_batchnorm_relu_backward
 
 
 def affine_layernorm_relu_forward(x, w, b, gamma, beta, ln_param=None):

@@ -135,7 +135,10 @@ def leaky_relu_forward(x, alpha=0.01):
 
 
 def leaky_relu_backward(dout, cache):
-    """Gradient of leaky ReLU: ``dout`` where x > 0, ``alpha * dout`` elsewhere."""
+    """Gradient of leaky ReLU: ``dout`` where x > 0, ``alpha * dout`` elsewhere.
+
+    dout: ndarray, the shape of x; cache: from ``leaky_relu_forward`` -> dx, the shape of x.
+    """
     x, alpha = cache
     return np.where(x > 0, dout, dout * alpha)
 
@@ -161,6 +164,7 @@ def swish_backward(dout, cache):
 
     With ``h = x s(x)``, ``dh/dx = s + x s (1 - s) = h + s (1 - h)``, the form derived in the
     written part of the homework, which reuses the forward output instead of recomputing x s.
+    dout: ndarray, the shape of x; cache: from ``swish_forward`` -> dx, the shape of x.
     """
     s, out = cache
     return dout * (out + s * (1.0 - out))
@@ -244,6 +248,11 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 def batchnorm_backward(dout, cache):
     """Gradients of batch normalisation (training mode).
 
+    Parameters
+    ----------
+    dout : ndarray, shape (N, D)
+    cache : tuple from ``batchnorm_forward`` in 'train' mode
+
     Returns
     -------
     dx : ndarray, shape (N, D)
@@ -282,7 +291,8 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
 
 
 def layernorm_backward(dout, cache):
-    """Gradients of layer normalisation -> (dx (N, D), dgamma (D,), dbeta (D,))."""
+    """Gradients of layer normalisation. dout: (N, D), cache: from ``layernorm_forward``
+    -> (dx (N, D), dgamma (D,), dbeta (D,))."""
     xhat, gamma, inv_std = cache
     dgamma = np.sum(dout * xhat, axis=0)
     dbeta = dout.sum(axis=0)
@@ -333,7 +343,10 @@ def dropout_forward(x, dropout_param):
 
 
 def dropout_backward(dout, cache):
-    """Gradient of inverted dropout: ``dout * mask`` in training, ``dout`` in test."""
+    """Gradient of inverted dropout: ``dout * mask`` in training, ``dout`` in test.
+
+    dout: ndarray, the shape of x; cache: from ``dropout_forward`` -> dx, the shape of x.
+    """
     _, mask = cache
     return dout if mask is None else dout * mask
 

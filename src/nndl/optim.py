@@ -151,7 +151,10 @@ def _sgd_kernel(w, dw, *, tmp, lr, wd):
 
 
 def sgd_momentum(w, dw, config=None):
-    """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``."""
+    """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``.
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
+    """
     config = _common(config, _MOMENTUM_SPEC, w, dw)
     v = _state(config, "velocity", w)
     elementwise(_momentum_kernel, w, dw, v, lr=config["learning_rate"], mu=config["momentum"],
@@ -172,6 +175,8 @@ def sgd_nesterov_momentum(w, dw, config=None):
 
     ``v_new = momentum * v - lr * g`` and ``w += v_new + momentum * (v_new - v)``, i.e.
     ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """
     config = _common(config, _MOMENTUM_SPEC, w, dw)
     v = _state(config, "velocity", w)
@@ -197,6 +202,8 @@ def rmsprop(w, dw, config=None):
 
     ``cache = decay * cache + (1 - decay) * g**2; w -= lr * g / (sqrt(cache) + eps)`` with
     ``g = dw + weight_decay * w``.
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """
     config = _common(config, _RMSPROP_SPEC, w, dw)
     cache = _state(config, "cache", w)
@@ -216,6 +223,8 @@ def adam(w, dw, config=None):
 
     With ``g = dw + weight_decay * w``: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
     ``t += 1``; ``w -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """
     config = _common(config, _ADAM_SPEC, w, dw)
     config.setdefault("t", 0)
