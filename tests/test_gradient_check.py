@@ -72,7 +72,8 @@ def test_check_all_gradients_covers_every_layer_and_model_and_passes():
     np.testing.assert_array_equal(np.random.get_state()[1], before)  # global state untouched
     names = {c.name for c in checks}
     forwards = {n[: -len("_forward")] for n in layers.__all__ + layer_utils.__all__ if n.endswith("_forward")}
-    assert forwards - {"hidden_block"} <= names
+    # affine_bn_relu is the same function as affine_batchnorm_relu (CS231n's name for it).
+    assert forwards - {"hidden_block", "affine_bn_relu"} <= names
     assert {"softmax_loss", "svm_loss", "LinearAutoencoder reg=0.1", "cs231n TwoLayerNet reg=0.05"} <= names
     assert any(n.startswith("FullyConnectedNet") for n in names)
     failed = [c for c in checks if not c.passed(1e-6)]
