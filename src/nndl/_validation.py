@@ -149,18 +149,25 @@ def check_labels(name, y, num_examples, num_classes=None):
 MODEL_DTYPES = ("float32", "float64")
 
 
+def parse_dtype(dtype):
+    """``np.dtype(dtype)``, or None when ``dtype`` is None or names no dtype (the callers then
+    raise their own error). None is not read as float64, as ``np.dtype(None)`` would: refuse
+    it rather than guess."""
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return None
+
+
 def check_model_dtype(dtype):
     """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``.
 
     Narrower floats fail in training (float16 rounds Adam's epsilon to 0 and overflows the
     softmax), and wider ones have no BLAS: matrix products would crawl.
     """
-    value = None
-    if dtype is not None:  # np.dtype(None) would be float64: refuse it rather than guess
-        try:
-            value = np.dtype(dtype)
-        except TypeError:
-            pass
+    value = parse_dtype(dtype)
     # Compared as dtypes, not names: a big-endian float32 is named float32 too, but BLAS
     # cannot multiply it at speed.
     if value is None:

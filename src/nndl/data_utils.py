@@ -40,7 +40,7 @@ import zlib
 
 import numpy as np
 
-from ._validation import check_seed
+from ._validation import check_seed, parse_dtype
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -212,12 +212,7 @@ def _check_count(name, value, minimum=0):
 def _check_data_dtype(dtype, subtract_mean):
     """Return ``np.dtype(dtype)``, else raise ``TypeError``: a numeric dtype, and a float one
     when the mean is subtracted (uint8 pixels minus a mean wrap around)."""
-    value = None
-    if dtype is not None:  # np.dtype(None) would be float64: refuse it rather than guess
-        try:
-            value = np.dtype(dtype)
-        except TypeError:
-            pass
+    value = parse_dtype(dtype)
     if value is None or value.kind not in "uif":
         raise TypeError(f"dtype must be a numeric dtype such as float32 or float64, got {dtype!r}")
     if subtract_mean and value.kind != "f":
