@@ -384,12 +384,8 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     if num_training + num_validation + num_test > total:
         raise ValueError(f"num_training + num_validation + num_test must be at most the {total} digits with "
                          f"num_training >= 1, got {num_training} + {num_validation} + {num_test}")
-    if seed is None:
-        order = np.random.permutation(total)
-    elif isinstance(seed, np.random.Generator):
-        order = seed.permutation(total)
-    else:
-        order = np.random.default_rng(seed).permutation(total)
+    # default_rng returns a Generator unchanged, so only None needs its own source.
+    order = (np.random if seed is None else np.random.default_rng(seed)).permutation(total)
     # Test and validation come first, so they do not depend on num_training.
     used = order[:num_test + num_validation + num_training]
     test, val, train = np.split(used, [num_test, num_test + num_validation])

@@ -120,7 +120,7 @@ def hidden_block_backward(dout, cache, need_dx=True, w_step=None):
 
 def _own_output(out, cache):
     """``(out, cache)`` with ``out`` copied when it is the array the cache keeps for ReLU."""
-    if out is cache[4]:
+    if out is cache[4]:  # act_cache, in hidden_block_forward's cache tuple
         out = out.copy()
     return out, cache
 

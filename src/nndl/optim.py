@@ -29,8 +29,8 @@ Callers must therefore not rely on the old ``w`` after an update (the Solver doe
 
 Hyperparameters are checked at every call, by name (``config['beta1'] must be in [0, 1), got
 2``): learning_rate, weight_decay and epsilon >= 0 (0 for hand-worked checks; the Solver asks for
-epsilon > 0), momentum, decay_rate, beta1 and beta2 in [0, 1). A Python float in range passes
-at the cost of a type test.
+epsilon > 0), momentum, decay_rate, beta1 and beta2 in [0, 1). A Python or NumPy float64 in
+range passes at the cost of a type test and a comparison.
 """
 
 import math

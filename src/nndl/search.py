@@ -1395,7 +1395,6 @@ def _check_out_is_ours(out, study_name):
         with open(path) as f:
             previous = json.load(f).get("study_name")
     except (OSError, ValueError, AttributeError):
-        previous = None
         if not os.path.exists(path) and not os.path.exists(os.path.join(out, JOURNAL_NAME)):
             existing = [name for name in RESULT_FILES if os.path.exists(os.path.join(out, name))]
             if existing:

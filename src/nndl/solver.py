@@ -176,9 +176,9 @@ class Solver:
             raise TypeError(f"verbose must be True or False, got {verbose!r}")
         self.verbose = bool(verbose)
         self.checkpoint_name = options["checkpoint_name"]
-        if self.checkpoint_name is not None and not isinstance(self.checkpoint_name, (str, os.PathLike)):
-            raise TypeError(f"checkpoint_name must be a path prefix (str) or None, got {self.checkpoint_name!r}")
         if self.checkpoint_name is not None:
+            if not isinstance(self.checkpoint_name, (str, os.PathLike)):
+                raise TypeError(f"checkpoint_name must be a path prefix (str) or None, got {self.checkpoint_name!r}")
             from .checkpoint import check_savable  # checkpoint imports fc_net; import late
 
             try:
