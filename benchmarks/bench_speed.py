@@ -67,7 +67,7 @@ COLUMN_TITLES = {
 # keep freed blocks up to 32 MiB for reuse instead of unmapping them after every step.
 MALLOPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
                "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024 * 1024)}
-# The recipe the README gives for large nets: OpenBLAS's idle workers go to sleep at once
+# The recipe docs/speed.md gives for large nets: OpenBLAS's idle workers go to sleep at once
 # instead of spinning on the other core, so a second elementwise thread of nndl's has it.
 TWO_THREAD_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "NNDL_NUM_THREADS": "2"}
 TARGET_VS_TORCH, TARGET_VS_BOUND, TARGET_MEMORY = 0.8, 1.3, 1.5
@@ -1067,7 +1067,7 @@ def report(results):
     lines.append("")
     lines.append("columns: nndl Solver = Solver(sampling='replacement', the default); Solver perm = "
                  "sampling='permutation';")
-    lines.append("  Solver 2thr = nndl Solver with OPENBLAS_THREAD_TIMEOUT=4 NNDL_NUM_THREADS=2 (README's "
+    lines.append("  Solver 2thr = nndl Solver with OPENBLAS_THREAD_TIMEOUT=4 NNDL_NUM_THREADS=2 (docs/speed.md's "
                  "recipe for large nets)")
     lines.append("  nndl low = hand loop of model.loss + nndl.optim rules (prediction: model.loss(X) in one call); "
                  "nndl/* ratios use the nndl Solver column")

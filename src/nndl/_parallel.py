@@ -21,7 +21,7 @@ Threads: ``$NNDL_NUM_THREADS`` (default 1) threads share the blocks of arrays of
 thread keeps spinning on the second core for a while after every matrix product, so a second
 elementwise thread mostly waits for it (measured: ``benchmarks/README.md``). Started with
 ``OPENBLAS_THREAD_TIMEOUT=4`` (read by OpenBLAS when NumPy loads it), the BLAS workers sleep
-at once instead, and ``NNDL_NUM_THREADS=2`` pays off for large nets: the README's Speed
+at once instead, and ``NNDL_NUM_THREADS=2`` pays off for large nets: docs/speed.md's
 section gives the recipe and its measurements.
 """
 

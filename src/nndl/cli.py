@@ -664,7 +664,7 @@ def run_evaluate_command(args):
 def add_gradcheck_arguments(parser):
     """The options of ``nndl gradcheck``."""
     parser.add_argument("--tolerance", type=_positive_float, default=1e-6,
-                        help="largest relative error that passes (default: 1e-6); see the README for the two "
+                        help="largest relative error that passes (default: 1e-6); see docs/cli.md for the two "
                              "absolute-error rules that also pass a gradient")
     parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the random inputs (default: 0)")
     return parser
