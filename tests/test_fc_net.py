@@ -373,3 +373,50 @@ def test_sgd_steps_with_penalty_grads_follow_the_penalized_gradient():
 def test_only_native_float32_and_float64_models_are_built(dtype, message):
     with pytest.raises(TypeError, match=message):
         FullyConnectedNet([3], input_dim=2, num_classes=2, dtype=dtype)
+
+
+# ---------------------------------------------------------------- init by name, label smoothing
+
+
+@pytest.mark.parametrize("init, expected", [("he", lambda fi, fo: np.sqrt(2 / fi)),
+                                            ("xavier", lambda fi, fo: np.sqrt(2 / (fi + fo)))])
+def test_init_by_name_scales_each_layer(init, expected):
+    model = FullyConnectedNet([400, 300], input_dim=500, num_classes=10, init=init, dtype=np.float64,
+                              seed=0)
+    plain = FullyConnectedNet([400, 300], input_dim=500, num_classes=10, weight_scale=1.0,
+                              dtype=np.float64, seed=0)
+    for name, (fi, fo) in zip(("W1", "W2", "W3"), [(500, 400), (400, 300), (300, 10)]):
+        # The same standard-normal draws, scaled by the named rule's std.
+        np.testing.assert_allclose(model.params[name], expected(fi, fo) * plain.params[name], rtol=1e-12)
+        assert np.std(model.params[name]) == pytest.approx(expected(fi, fo), rel=0.05)
+
+
+def test_init_default_keeps_weight_scale_and_config():
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, weight_scale=0.5, seed=1)
+    assert model.init is None and "init" not in model.config() and "label_smoothing" not in model.config()
+    he = FullyConnectedNet([5], input_dim=4, num_classes=3, init="he", label_smoothing=0.1, seed=1)
+    assert he.config()["init"] == "he" and he.config()["label_smoothing"] == 0.1
+
+
+def test_unknown_init_is_refused_by_name():
+    with pytest.raises(ValueError, match="init must be one of None, 'he', 'xavier'; got 'kaiming'"):
+        FullyConnectedNet([5], input_dim=4, num_classes=3, init="kaiming")
+
+
+def test_label_smoothing_model_gradients():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    model = FullyConnectedNet([7, 4], input_dim=5, num_classes=3, reg=0.1, init="he",
+                              label_smoothing=0.2, dtype=np.float64, seed=3)
+    assert_model_gradients(model, X, y)
+
+
+def test_label_smoothing_saved_and_loaded(tmp_path):
+    from nndl.checkpoint import load_model, save_model
+
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, init="xavier", label_smoothing=0.1, seed=1)
+    save_model(tmp_path / "m.npz", model)
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.label_smoothing == 0.1 and loaded.init == "xavier"
+    X, y = np.ones((2, 4)), np.array([0, 2])
+    assert loaded.loss(X, y)[0] == pytest.approx(model.loss(X, y)[0])

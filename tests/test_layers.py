@@ -486,3 +486,46 @@ def test_layers_name_misshapen_inputs(call, message):
 def test_softmax_loss_takes_nested_lists():
     loss, dx = softmax_loss([[1.0, 2.0]], [0])
     assert abs(loss - np.log(1 + np.e)) < 1e-12 and dx.shape == (1, 2)
+
+
+# ---------------------------------------------------------------- label smoothing
+
+
+def test_label_smoothing_hand_worked():
+    # Two classes, equal scores: p = (0.5, 0.5); target (0.95, 0.05) for label 0 at s = 0.1.
+    loss, dx = softmax_loss(np.zeros((1, 2)), np.array([0]), smoothing=0.1)
+    assert loss == pytest.approx(np.log(2))
+    np.testing.assert_allclose(dx, [[0.5 - 0.95, 0.5 - 0.05]])
+
+
+def test_label_smoothing_gradient_check():
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
+    _, dx = softmax_loss(x, y, smoothing=0.2)
+    num = eval_numerical_gradient(lambda z: softmax_loss(z, y, smoothing=0.2)[0], x.copy(), verbose=False)
+    assert rel_error(num, dx) < 1e-7
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_label_smoothing_equals_torch_in_float64(smoothing):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x, y = 3 * rng.standard_normal((20, 10)), rng.integers(0, 10, 20)
+    loss, dx = softmax_loss(x, y, smoothing=smoothing)
+    t = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(t, torch.tensor(y), label_smoothing=smoothing)
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-14, abs=1e-15)
+    np.testing.assert_allclose(dx, t.grad.numpy(), rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("smoothing", [-0.1, 1.0, 1.5])
+def test_label_smoothing_outside_unit_interval_is_refused(smoothing):
+    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
+        softmax_loss(np.zeros((2, 3)), np.array([0, 1]), smoothing=smoothing)
+
+
+def test_label_smoothing_keeps_float32():
+    x = np.ones((3, 4), dtype=np.float32)
+    _, dx = softmax_loss(x, np.array([0, 1, 2]), smoothing=0.1)
+    assert dx.dtype == np.float32

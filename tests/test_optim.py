@@ -84,8 +84,8 @@ def test_rules_minimise_a_quadratic(name):
 
 
 def test_registry_error_lists_valid_names():
-    with pytest.raises(ValueError, match="update_rule must be one of adam, rmsprop, sgd, "
-                                         "sgd_momentum, sgd_nesterov_momentum; got 'sqd'"):
+    with pytest.raises(ValueError, match="update_rule must be one of adam, adamw, rmsprop, sgd, "
+                                         "sgd_momentum, sgd_nesterov_momentum, sgdw; got 'sqd'"):
         get_update_rule("sqd")
 
 
@@ -170,3 +170,105 @@ def test_zero_dimensional_arrays_work_as_hyperparameters():
     w = np.ones(3)
     sgd_momentum(w, np.ones(3), {"learning_rate": np.array(0.5), "momentum": np.array(0.0)})
     np.testing.assert_allclose(w, 0.5)
+
+
+# ---------------------------------------------------------------- decoupled weight decay
+
+
+def _adamw_reference(w, grads, lr, b1, b2, eps, wd):
+    """AdamW written out from its definition (Loshchilov & Hutter; torch.optim.AdamW's docs)."""
+    w = w.copy()
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        w *= 1 - lr * wd
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return w
+
+
+@pytest.mark.parametrize("size", [7, 70_000])  # one block, and several blocks of nndl._parallel
+def test_adamw_follows_its_definition(size):
+    from nndl.optim import adamw
+
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal(size)
+    grads = [rng.standard_normal(size) for _ in range(4)]
+    config = {"learning_rate": 0.01, "decoupled_weight_decay": 0.1, "epsilon": 1e-8}
+    w = w0.copy()
+    for g in grads:
+        w, config = adamw(w, g, config)
+    expected = _adamw_reference(w0, grads, 0.01, 0.9, 0.999, 1e-8, 0.1)
+    np.testing.assert_allclose(w, expected, rtol=1e-12, atol=1e-14)
+    assert config["t"] == 4
+
+
+def test_adamw_without_decay_is_adam():
+    from nndl.optim import adamw
+
+    rng = np.random.default_rng(4)
+    w0, g = rng.standard_normal(10), rng.standard_normal(10)
+    a, _ = adam(w0.copy(), g, {"learning_rate": 0.01})
+    b, _ = adamw(w0.copy(), g, {"learning_rate": 0.01, "decoupled_weight_decay": 0.0})
+    np.testing.assert_array_equal(a, b)
+
+
+def test_adamw_equals_torch_adamw_in_float64():
+    torch = pytest.importorskip("torch")
+    from nndl.optim import adamw
+
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((30, 20))
+    grads = [rng.standard_normal((30, 20)) for _ in range(6)]
+    param = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.AdamW([param], lr=3e-3, betas=(0.8, 0.99), eps=1e-7, weight_decay=0.05)
+    config = {"learning_rate": 3e-3, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-7,
+              "decoupled_weight_decay": 0.05}
+    w = w0.copy()
+    for g in grads:
+        param.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        w, config = adamw(w, g, config)
+    np.testing.assert_allclose(w, param.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_sgdw_hand_checked_two_steps():
+    from nndl.optim import sgdw
+
+    config = {"learning_rate": 0.1, "momentum": 0.9, "decoupled_weight_decay": 0.5}
+    w, config = sgdw(np.array([2.0]), np.array([1.0]), config)
+    # v = -0.1; w = (1 - 0.1 * 0.5) * 2 + v = 1.9 - 0.1
+    np.testing.assert_allclose(w, [1.8])
+    w, config = sgdw(w, np.array([1.0]), config)
+    # v = 0.9 * -0.1 - 0.1 = -0.19; w = 0.95 * 1.8 - 0.19
+    np.testing.assert_allclose(w, [0.95 * 1.8 - 0.19])
+
+
+def test_sgdw_equals_torch_sgd_momentum_plus_decoupled_shrink():
+    torch = pytest.importorskip("torch")
+    from nndl.optim import sgdw
+
+    # torch has no SGDW; its SGD with momentum (dampening 0) keeps v = mu v + g and steps
+    # w -= lr v, which is nndl's velocity divided by -lr at a constant learning rate; the
+    # decoupled shrink is applied by hand before each step, as AdamW does.
+    rng = np.random.default_rng(6)
+    w0 = rng.standard_normal(50)
+    grads = [rng.standard_normal(50) for _ in range(5)]
+    param = torch.tensor(w0, dtype=torch.float64)
+    opt = torch.optim.SGD([param], lr=0.05, momentum=0.9)
+    config = {"learning_rate": 0.05, "momentum": 0.9, "decoupled_weight_decay": 0.2}
+    w = w0.copy()
+    for g in grads:
+        with torch.no_grad():
+            param.mul_(1 - 0.05 * 0.2)
+        param.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        w, config = sgdw(w, g, config)
+    np.testing.assert_allclose(w, param.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("rule", ["adamw", "sgdw"])
+def test_decoupled_decay_is_checked_by_name(rule):
+    with pytest.raises(ValueError, match=r"config\['decoupled_weight_decay'\] must be"):
+        get_update_rule(rule)(np.ones(3), np.ones(3), {"decoupled_weight_decay": -0.1})

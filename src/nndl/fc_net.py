@@ -50,6 +50,9 @@ from .layers import *  # noqa: F401,F403
 # `from nndl.fc_net import *` must also bring the layer functions, as the course notebooks use it.
 __all__ = ["FullyConnectedNet", "TwoLayerNet"] + L.__all__ + layer_utils.__all__
 
+INITS = (None, "he", "xavier")
+"""Valid ``init`` names: None keeps ``weight_scale`` (the course's initialisation)."""
+
 
 class FullyConnectedNet:
     """A fully-connected classifier with any number of hidden layers.
@@ -80,11 +83,19 @@ class FullyConnectedNet:
         Hidden-layer nonlinearity.
     normalization : {None, 'batchnorm', 'layernorm'}
         Normalisation after each hidden affine layer.
+    init : {None, 'he', 'xavier'}
+        How the initial weights are scaled: None uses ``weight_scale`` for every layer (the
+        course's way); 'he' draws layer i's weights with std ``sqrt(2 / fan_in)`` (suited to
+        ReLU), 'xavier' with std ``sqrt(2 / (fan_in + fan_out))``; both ignore
+        ``weight_scale``. The draws are the same standard normals either way.
+    label_smoothing : float in [0, 1)
+        Label smoothing of the softmax loss (see ``nndl.layers.softmax_loss``); 0 is the
+        course's loss.
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=0,
                  use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
-                 activation="relu", normalization=None):
+                 activation="relu", normalization=None, init=None, label_smoothing=0.0):
         self.hidden_dims = check_hidden_dims("hidden_dims", hidden_dims)
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.num_classes = check_positive_int("num_classes", num_classes)
@@ -100,6 +111,8 @@ class FullyConnectedNet:
         self.normalization = check_choice("normalization", normalization,
                                           (None,) + tuple(NORMALIZATIONS))
         self.dtype = check_model_dtype(dtype)
+        self.init = check_choice("init", init, INITS)
+        self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         seed = check_seed(seed)
 
         self.use_batchnorm = self.normalization == "batchnorm"
@@ -113,7 +126,7 @@ class FullyConnectedNet:
         for i in range(1, self.num_layers + 1):
             shape = (dims[i - 1], dims[i])
             draw = np.random.randn(*shape) if rng is None else rng.standard_normal(shape)
-            self.params[f"W{i}"] = (self.weight_scale * draw).astype(self.dtype)
+            self.params[f"W{i}"] = (self._init_std(*shape) * draw).astype(self.dtype)
             self.params[f"b{i}"] = np.zeros(dims[i], dtype=self.dtype)
             if self.normalization is not None and i < self.num_layers:
                 self.params[f"gamma{i}"] = np.ones(dims[i], dtype=self.dtype)
@@ -132,16 +145,33 @@ class FullyConnectedNet:
         if self.normalization is not None:
             self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
 
+    def _init_std(self, fan_in, fan_out):
+        """Standard deviation of a weight matrix's initial draws (see ``init``)."""
+        if self.init == "he":
+            return math.sqrt(2.0 / fan_in)
+        if self.init == "xavier":
+            return math.sqrt(2.0 / (fan_in + fan_out))
+        return self.weight_scale
+
     # ------------------------------------------------------------------ description
 
     def config(self):
-        """The constructor arguments that rebuild this architecture (JSON-serialisable)."""
-        return {
+        """The constructor arguments that rebuild this architecture (JSON-serialisable).
+
+        ``init`` and ``label_smoothing`` appear only when set, so the configuration (and the
+        files) of a course model read as they did before those options existed.
+        """
+        config = {
             "hidden_dims": list(self.hidden_dims), "input_dim": self.input_dim,
             "num_classes": self.num_classes, "dropout": self.dropout, "reg": self.reg,
             "weight_scale": self.weight_scale, "dtype": self.dtype.name,
             "activation": self.activation, "normalization": self.normalization,
         }
+        if self.init is not None:
+            config["init"] = self.init
+        if self.label_smoothing:
+            config["label_smoothing"] = self.label_smoothing
+        return config
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -234,7 +264,8 @@ class FullyConnectedNet:
         if y is None:
             return scores
 
-        loss, dout = L.softmax_loss(scores, y)  # checks y: integer, length N, in [0, C)
+        # Checks y: integer, length N, in [0, C).
+        loss, dout = L.softmax_loss(scores, y, self.label_smoothing)
         if self.reg:
             # Before the backward pass: sgd_steps change the weights during it.
             for name in self._weight_names:
@@ -329,16 +360,17 @@ class TwoLayerNet(FullyConnectedNet):
     dtype : float32 or float64
         float64 by default, so the course's reference losses match to 1e-10.
     seed : None, int or numpy.random.Generator
-    activation, normalization : see FullyConnectedNet.
+    activation, normalization, init, label_smoothing : see FullyConnectedNet.
     """
 
     def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10, dropout=0,
                  weight_scale=1e-3, reg=0.0, dtype=np.float64, seed=None, activation="relu",
-                 normalization=None):
+                 normalization=None, init=None, label_smoothing=0.0):
         if not isinstance(hidden_dims, numbers.Integral) or isinstance(hidden_dims, bool):
             raise TypeError(f"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims!r}")
         if hidden_dims < 1:  # checked here so that the error quotes 0, not the list [0] passed on
             raise ValueError(f"hidden_dims of a TwoLayerNet must be one positive int, got {hidden_dims!r}")
         super().__init__([hidden_dims], input_dim=input_dim, num_classes=num_classes,
                          dropout=dropout, reg=reg, weight_scale=weight_scale, dtype=dtype,
-                         seed=seed, activation=activation, normalization=normalization)
+                         seed=seed, activation=activation, normalization=normalization,
+                         init=init, label_smoothing=label_smoothing)

@@ -18,7 +18,7 @@ import numbers
 import numpy as np
 
 from ._blas import gemm_tn_update
-from ._validation import check_labels
+from ._validation import check_labels, check_probability
 
 __all__ = [
     "affine_forward", "affine_backward",
@@ -363,7 +363,7 @@ def _check_scores_labels(x, y):
     return x, check_labels("y", y, x.shape[0], x.shape[1])
 
 
-def softmax_loss(x, y):
+def softmax_loss(x, y, smoothing=0.0):
     """Softmax (cross-entropy) loss, averaged over the batch, computed stably.
 
     Parameters
@@ -372,6 +372,10 @@ def softmax_loss(x, y):
         Class scores.
     y : ndarray of int, shape (N,)
         Labels in [0, C).
+    smoothing : float in [0, 1)
+        Label smoothing: the target puts ``1 - smoothing`` on the label and spreads
+        ``smoothing`` evenly over all C classes (``torch.nn.functional.cross_entropy``'s
+        ``label_smoothing``). 0, the default, is the course's loss.
 
     Returns
     -------
@@ -379,18 +383,28 @@ def softmax_loss(x, y):
     dx : ndarray, shape (N, C), dtype of x (float64 for integer scores)
     """
     x, y = _check_scores_labels(x, y)
-    N = x.shape[0]
+    if smoothing:
+        smoothing = check_probability("smoothing", smoothing)
+    N, C = x.shape
     rows = np.arange(N)
     # Shifting by the row maximum keeps exp() from overflowing; log-sum-exp gives the loss
     # without taking log of a probability that underflowed to 0.
     shifted = x - x.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
-    loss = float((np.log(sums[:, 0]) - shifted[rows, y]).sum() / N)
-    # dx = (softmax - onehot) / N, with the two divisions as one multiplication by (N, 1).
+    log_sums = np.log(sums[:, 0])
+    loss = float((log_sums - shifted[rows, y]).sum() / N)
+    if smoothing:
+        # -sum_c q_c log p_c with q = (1 - s) onehot + s / C: the smoothed part is the mean
+        # over classes of -log p_c = log_sums - shifted_c.
+        uniform = float((log_sums - shifted.mean(axis=1)).sum() / N)
+        loss = (1 - smoothing) * loss + smoothing * uniform
+    # dx = (softmax - target) / N, with the two divisions as one multiplication by (N, 1).
     dx = exp
     dx *= 1 / (N * sums)
-    dx[rows, y] -= 1 / N
+    dx[rows, y] -= (1 - smoothing) / N
+    if smoothing:
+        dx -= smoothing / (C * N)
     return loss, dx
 
 

@@ -14,7 +14,18 @@ sgd_nesterov_...  learning_rate (1e-2), momentum (0.9), velocity
 rmsprop           learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache
 adam              learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
                   m, v, t (t is incremented before the bias correction)
+adamw             adam's keys and decoupled_weight_decay (1e-2)
+sgdw              learning_rate (1e-2), momentum (0.9), decoupled_weight_decay (1e-2),
+                  velocity
 ================  ===========================================================
+
+``adamw`` and ``sgdw`` decay the weights apart from the gradient (Loshchilov & Hutter,
+"Decoupled Weight Decay Regularization"): before the gradient step, ``w *= 1 - learning_rate *
+decoupled_weight_decay``. ``adamw`` equals ``torch.optim.AdamW(lr, betas, eps,
+weight_decay=decoupled_weight_decay)``; ``sgdw`` is SGD with momentum whose velocity sees
+only the gradient. The decay then shrinks every weight by the same factor whatever its
+gradient's history, where the coupled L2 term of ``adam`` is divided by Adam's per-weight
+scale and barely acts on weights with large gradients.
 
 Every rule also takes ``weight_decay`` (default 0): the rule then follows the gradient
 ``dw + weight_decay * w`` of an added ``0.5 * weight_decay * sum(w**2)`` (coupled L2, as
@@ -40,7 +51,7 @@ import numpy as np
 from ._parallel import elementwise
 from ._validation import check_float_ndarray, check_nonneg_float, check_probability
 
-__all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam",
+__all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw", "sgdw",
            "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "get_update_rule"]
 
 
@@ -118,6 +129,9 @@ _MOMENTUM_SPEC = _SGD_SPEC + (("momentum", 0.9, 1.0),)
 _RMSPROP_SPEC = _SGD_SPEC + (("decay_rate", 0.99, 1.0), ("epsilon", 1e-8, _INF))
 _ADAM_SPEC = (("learning_rate", 1e-3, _INF), ("weight_decay", 0.0, _INF), ("beta1", 0.9, 1.0),
               ("beta2", 0.999, 1.0), ("epsilon", 1e-8, _INF))
+_DECOUPLED = (("decoupled_weight_decay", 1e-2, _INF),)
+_ADAMW_SPEC = _ADAM_SPEC + _DECOUPLED
+_SGDW_SPEC = _MOMENTUM_SPEC + _DECOUPLED
 
 
 def sgd(w, dw, config=None):
@@ -162,8 +176,10 @@ def sgd_momentum(w, dw, config=None):
     return w, config
 
 
-def _momentum_kernel(w, dw, v, *, tmp, lr, mu, wd):
+def _momentum_kernel(w, dw, v, *, tmp, lr, mu, wd, shrink=1.0):
     g = _gradient(w, dw, wd, tmp[0])
+    if shrink != 1.0:  # sgdw's decoupled decay, after g has read the current weights
+        w *= shrink
     v *= mu
     np.multiply(g, lr, out=tmp[1])
     v -= tmp[1]
@@ -226,7 +242,39 @@ def adam(w, dw, config=None):
 
     w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """
-    config = _common(config, _ADAM_SPEC, w, dw)
+    return _adam(w, dw, config, _ADAM_SPEC)
+
+
+def adamw(w, dw, config=None):
+    """Adam with decoupled weight decay (``torch.optim.AdamW``).
+
+    ``w *= 1 - lr * decoupled_weight_decay``, then ``adam``'s step (whose coupled
+    ``weight_decay``, default 0, still reads the weights before the decay).
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
+    """
+    return _adam(w, dw, config, _ADAMW_SPEC)
+
+
+def sgdw(w, dw, config=None):
+    """SGD with momentum and decoupled weight decay.
+
+    ``v = momentum * v - lr * g; w = (1 - lr * decoupled_weight_decay) * w + v`` with
+    ``g = dw + weight_decay * w`` (``weight_decay``, the coupled L2, defaults to 0).
+
+    w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
+    """
+    config = _common(config, _SGDW_SPEC, w, dw)
+    v = _state(config, "velocity", w)
+    lr = config["learning_rate"]
+    elementwise(_momentum_kernel, w, dw, v, lr=lr, mu=config["momentum"], wd=config["weight_decay"],
+                shrink=1.0 - lr * config["decoupled_weight_decay"])
+    return w, config
+
+
+def _adam(w, dw, config, spec):
+    """``adam`` (spec without a decoupled decay) or ``adamw``."""
+    config = _common(config, spec, w, dw)
     config.setdefault("t", 0)
     b1, b2 = config["beta1"], config["beta2"]
     m = _state(config, "m", w)
@@ -237,13 +285,17 @@ def adam(w, dw, config=None):
     # forming m_hat and v_hat: lr * m_hat / (sqrt(v_hat) + eps) equals
     # (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)) with c1 = 1 - b1**t, c2 = 1 - b2**t.
     sqrt_c2 = (1 - b2 ** t) ** 0.5
+    lr = config["learning_rate"]
     elementwise(_adam_kernel, w, dw, m, v, b1=b1, b2=b2, eps=config["epsilon"] * sqrt_c2,
-                step=config["learning_rate"] * sqrt_c2 / (1 - b1 ** t), wd=config["weight_decay"])
+                step=lr * sqrt_c2 / (1 - b1 ** t), wd=config["weight_decay"],
+                shrink=1.0 - lr * config.get("decoupled_weight_decay", 0.0))
     return w, config
 
 
-def _adam_kernel(w, dw, m, v, *, tmp, b1, b2, eps, step, wd):
+def _adam_kernel(w, dw, m, v, *, tmp, b1, b2, eps, step, wd, shrink=1.0):
     g = _gradient(w, dw, wd, tmp[0])
+    if shrink != 1.0:  # adamw's decoupled decay, after g has read the current weights
+        w *= shrink
     t2 = tmp[1]
     _average_square(v, g, b2, t2)
     np.multiply(g, 1 - b1, out=t2)
@@ -258,6 +310,9 @@ CONFIG_KEYS = {
     "sgd_nesterov_momentum": ("learning_rate", "weight_decay", "momentum", "velocity"),
     "rmsprop": ("learning_rate", "weight_decay", "decay_rate", "epsilon", "cache"),
     "adam": ("learning_rate", "weight_decay", "beta1", "beta2", "epsilon", "m", "v", "t"),
+    "adamw": ("learning_rate", "weight_decay", "beta1", "beta2", "epsilon", "m", "v", "t",
+              "decoupled_weight_decay"),
+    "sgdw": ("learning_rate", "weight_decay", "momentum", "velocity", "decoupled_weight_decay"),
 }
 """The ``config`` keys each rule reads (hyperparameters and state), by rule name; the Solver
 rejects others, so that a misspelt hyperparameter is not silently left at its default."""
@@ -268,6 +323,8 @@ UPDATE_RULES = {
     "sgd_nesterov_momentum": sgd_nesterov_momentum,
     "rmsprop": rmsprop,
     "adam": adam,
+    "adamw": adamw,
+    "sgdw": sgdw,
 }
 """Update rules by name."""
 
