@@ -105,7 +105,7 @@ def test_grid_over_a_float_range_is_refused():
     ("hidden_size", "", "hidden_size has an empty value"),
     ("dropout", "0:1", "dropout must be a number in [0, 1), got '1'"),
     ("reg", "0:1:log", "reg log range must start above 0"),
-    ("update_rule", "adamw", "update_rule must be one of sgd"),
+    ("update_rule", "adamx", "update_rule must be one of sgd"),
     ("batch_size", "12.5", "batch_size must be an int >= 1, got '12.5'"),
     ("use_batchnorm", "0:1", "use_batchnorm takes a list of values, not a range"),
 ])
