@@ -380,3 +380,113 @@ def test_checkpoint_name_may_be_a_path(tmp_path):
                     checkpoint_name=tmp_path / "run")
     solver.train()
     assert (tmp_path / "run_epoch_1.npz").is_file()
+
+
+# ---------------------------------------------------------------- augment, lr_schedule, patience
+
+
+def test_augment_sees_every_batch_as_a_copy_and_its_output_is_trained_on():
+    data = blobs()
+    original = data["X_train"].copy()
+    seen = []
+
+    def zero_out(X, rng):
+        seen.append(X.shape)
+        X[:] = 0  # in place, on the gathered batch only
+        return X
+
+    solver = Solver(small_model(), data, optim_config={"learning_rate": 0.1}, num_epochs=2, batch_size=50,
+                    verbose=False, seed=0, augment=zero_out)
+    solver.train()
+    assert seen == [(50, 10)] * 20
+    np.testing.assert_array_equal(solver.X_train, original.astype(np.float32))  # the training set is untouched
+    # Trained on zeros only, the model cannot separate the blobs.
+    assert solver.best_val_acc < 0.6
+
+
+def test_augment_with_real_flips_still_learns():
+    from nndl.augment import random_flip
+
+    solver = Solver(small_model(), blobs(), optim_config={"learning_rate": 0.1}, num_epochs=3, batch_size=50,
+                    verbose=False, seed=0, augment=random_flip((1, 1, 10), p=0.0))
+    solver.train()
+    assert solver.best_val_acc > 0.9
+
+
+def test_lr_schedule_sets_every_learning_rate_each_iteration():
+    from nndl.schedules import make_schedule
+
+    rates = []
+    solver = Solver(small_model(), blobs(), update_rule="adamw", optim_config={"learning_rate": 0.01},
+                    num_epochs=3, batch_size=100, verbose=False, seed=0, lr_schedule="onecycle",
+                    epoch_callback=lambda s: rates.append(s.optim_configs["W1"]["learning_rate"]))
+    solver.train()
+    schedule = make_schedule("onecycle", 15, 5)
+    # After the first iteration (t = 0) and after each epoch's last iteration (t = 4, 9, 14).
+    np.testing.assert_allclose(rates, [0.01 * schedule(t) for t in (0, 4, 9, 14)], rtol=1e-12)
+    assert {c["learning_rate"] for c in solver.optim_configs.values()} == {rates[-1]}
+
+
+def test_lr_schedule_uses_the_rules_default_rate():
+    solver = Solver(small_model(), blobs(), update_rule="adam", num_epochs=2, batch_size=250,
+                    verbose=False, seed=0, lr_schedule={"name": "cosine", "final": 0.5})
+    solver.train()
+    # The last iteration (t = 3 of 4): 1e-3 * (0.5 + 0.5 * (1 + cos(3 pi / 4)) / 2).
+    assert solver.optim_configs["b1"]["learning_rate"] == pytest.approx(1e-3 * (0.5 + 0.25 * (1 + np.cos(0.75 * np.pi))))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr_schedule="cosine", lr_decay=0.9), "lr_decay=0.9 and lr_schedule='cosine' both set"),
+    (dict(lr_schedule={"name": "cosine", "warmup_epochs": 3}), "warmup_epochs must be shorter than the run's 3.0"),
+    (dict(lr_schedule={"name": "cosine", "warmup_epochs": -1}), r"warmup_epochs must be in \[0, inf\]"),
+    (dict(augment="flip"), "augment must be a function"),
+    (dict(patience=0), "patience must be"),
+])
+def test_bad_training_options_are_named(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Solver(small_model(), blobs(), num_epochs=3, verbose=False, **kwargs)
+
+
+def test_patience_stops_early_and_restores_the_best_epoch(capsys):
+    model = small_model()
+    # A learning rate of 0 never improves on epoch 0's accuracy.
+    solver = Solver(model, blobs(), optim_config={"learning_rate": 0.0}, num_epochs=20, batch_size=100,
+                    seed=0, patience=3, print_every=1000)
+    solver.train()
+    assert solver.stopped_epoch == 3 and solver.epoch == 3
+    assert len(solver.val_acc_history) == 4
+    assert "stopping early: no better validation accuracy for 3 epochs" in capsys.readouterr().out
+    for name, value in solver.best_params.items():
+        np.testing.assert_array_equal(model.params[name], value)
+
+
+def test_patience_does_not_stop_an_improving_run():
+    solver = Solver(small_model(), blobs(), optim_config={"learning_rate": 0.1}, num_epochs=4, batch_size=50,
+                    verbose=False, seed=0, patience=10)
+    solver.train()
+    assert solver.stopped_epoch is None and solver.epoch == 4
+
+
+def test_resume_continues_a_schedule_exactly(tmp_path):
+    def run(epochs, resume=None, name=None):
+        return Solver(small_model(), blobs(), update_rule="adamw", optim_config={"learning_rate": 0.01},
+                      num_epochs=epochs, batch_size=50, verbose=False, seed=np.random.default_rng(0),
+                      lr_schedule={"name": "cosine", "warmup_epochs": 1}, checkpoint_name=name,
+                      resume_from=resume).train()
+
+    whole = run(4)
+    run(4, name=str(tmp_path / "ck"))
+    resumed = run(4, resume=tmp_path / "ck_epoch_2.npz")
+    assert resumed.loss_history == whole.loss_history
+    for name in whole.model.params:
+        np.testing.assert_array_equal(resumed.model.params[name], whole.model.params[name])
+
+
+def test_resume_with_another_schedule_is_refused(tmp_path):
+    from nndl.checkpoint import CheckpointError
+
+    Solver(small_model(), blobs(), num_epochs=1, batch_size=100, verbose=False, seed=0, lr_schedule="cosine",
+           checkpoint_name=str(tmp_path / "ck")).train()
+    with pytest.raises(CheckpointError, match="was trained with lr_schedule .*'cosine'.*; the Solver uses None"):
+        Solver(small_model(), blobs(), num_epochs=2, batch_size=100, verbose=False, seed=0,
+               resume_from=tmp_path / "ck_epoch_1.npz")

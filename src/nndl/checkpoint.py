@@ -266,9 +266,20 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
         lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
         loss_history=[float(v) for v in solver.loss_history],
         train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
-        best_val_acc=solver.best_val_acc, rng_state=rng_state), **extra)
+        best_val_acc=solver.best_val_acc, rng_state=rng_state, lr_schedule=_schedule_spec(solver.lr_schedule)),
+        **extra)
     arrays["__nndl__"] = np.array(_dumps(meta))
     _atomic_savez(path, arrays)
+
+
+def _schedule_spec(spec):
+    """A Solver's ``lr_schedule`` as its full JSON spec (defaults filled in), or None."""
+    if spec is None:
+        return None
+    from .schedules import make_schedule
+
+    # The run's length does not enter the spec; any consistent one will do to fill the defaults.
+    return make_schedule(spec, 10**9, 1).spec
 
 
 def restore_solver_checkpoint(solver, path):
@@ -317,6 +328,9 @@ def restore_solver_checkpoint(solver, path):
     if state["update_rule"] != solver.update_rule_name:
         raise CheckpointError(f"{path} was trained with update_rule {state['update_rule']!r}; "
                               f"the Solver uses {solver.update_rule_name!r}")
+    if state.get("lr_schedule") != _schedule_spec(solver.lr_schedule):
+        raise CheckpointError(f"{path} was trained with lr_schedule {state.get('lr_schedule')!r}; "
+                              f"the Solver uses {_schedule_spec(solver.lr_schedule)!r}")
 
     # Everything is read before anything is changed, so a damaged file leaves the solver as it was.
     try:

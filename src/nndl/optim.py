@@ -52,7 +52,7 @@ from ._parallel import elementwise
 from ._validation import check_float_ndarray, check_nonneg_float, check_probability
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw", "sgdw",
-           "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "get_update_rule"]
+           "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "DEFAULT_LEARNING_RATES", "get_update_rule"]
 
 
 def _state(config, key, w):
@@ -327,6 +327,11 @@ UPDATE_RULES = {
     "sgdw": sgdw,
 }
 """Update rules by name."""
+
+DEFAULT_LEARNING_RATES = {"sgd": SGD_LEARNING_RATE, "sgd_momentum": SGD_LEARNING_RATE,
+                          "sgd_nesterov_momentum": SGD_LEARNING_RATE, "rmsprop": SGD_LEARNING_RATE,
+                          "adam": 1e-3, "adamw": 1e-3, "sgdw": SGD_LEARNING_RATE}
+"""The learning rate each rule uses when its config gives none (a schedule multiplies it)."""
 
 
 def get_update_rule(name):

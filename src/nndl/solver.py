@@ -34,6 +34,17 @@ batch_size`` steps an epoch: with a permutation, the ``num_train % batch_size`` 
 end are skipped that epoch (PyTorch's ``drop_last=True``), different ones every epoch.
 With ``seed=None`` batches come from NumPy's global random state; an int or Generator
 ``seed`` is used privately.
+
+Modern training (all off by default, so the course's runs are unchanged): ``augment`` is a
+callable ``augment(X_batch, rng) -> X_batch`` (``nndl.augment``) applied to every training
+batch after it is gathered, drawing from the Solver's batch generator; ``lr_schedule`` (a name
+or dict, ``nndl.schedules``) sets every parameter's learning rate before each iteration to the
+base rate (``optim_config['learning_rate']``, else the rule's default) times the schedule's
+factor, and cannot be combined with ``lr_decay`` (the 'step' schedule is ``lr_decay``);
+``patience`` stops training once the validation accuracy has not improved for that many
+epochs, then restores the best epoch as usual (``stopped_epoch`` says when; None if it ran to
+the end). A schedule spans ``num_epochs`` and is a function of the iteration alone, so a
+resumed run continues it exactly; its spec is saved in checkpoints.
 """
 
 import copy
@@ -46,6 +57,7 @@ import numpy as np
 
 from . import optim
 from ._memory import keep_freed_memory
+from .schedules import make_schedule
 from ._validation import (
     check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_float,
     check_positive_int, check_seed,
@@ -96,6 +108,13 @@ class Solver:
         A checkpoint written with ``checkpoint_name`` (or ``save_checkpoint``): training
         continues from its epoch with its optimizer state, histories and best parameters
         (see ``resume``). ``num_epochs`` is the total, counting the epochs already done.
+    augment : callable or None
+        ``augment(X_batch, rng) -> X_batch``, applied to every training batch (``nndl.augment``).
+    lr_schedule : None, str or dict
+        A learning-rate schedule of ``nndl.schedules`` ('cosine', 'onecycle', 'step', or a dict
+        with 'name' and options), applied per iteration; needs ``lr_decay=1``.
+    patience : int or None
+        Early stopping: stop after this many epochs without a better validation accuracy.
     """
 
     DEFAULTS = {
@@ -113,6 +132,9 @@ class Solver:
         "seed": None,
         "epoch_callback": None,
         "resume_from": None,
+        "augment": None,
+        "lr_schedule": None,
+        "patience": None,
     }
 
     def __init__(self, model, data, **kwargs):
@@ -198,6 +220,7 @@ class Solver:
         else:
             self.rng = np.random.default_rng(seed)
 
+        self._set_training_options(options)
         dropout_param = getattr(model, "dropout_param", None)
         if isinstance(dropout_param, dict) and dropout_param.get("p", 0) > 0 and "seed" in dropout_param:
             warnings.warn("the model's int seed fixes its dropout mask (as gradient checks need), so "
@@ -205,8 +228,31 @@ class Solver:
                           "seed=np.random.default_rng(n) for fresh masks", UserWarning, stacklevel=2)
         self._set_data(data)
         self._reset()
+        # A bad schedule (a warmup as long as the run, say) is refused now, not at train().
+        self._make_schedule(max(self.X_train.shape[0] // self.batch_size, 1))
         if options["resume_from"] is not None:
             self.resume(options["resume_from"])
+
+    def _set_training_options(self, options):
+        """Check and keep ``augment``, ``lr_schedule`` and ``patience``."""
+        self.augment = options["augment"]
+        if self.augment is not None and not callable(self.augment):
+            raise TypeError(f"augment must be a function (X_batch, rng) -> X_batch or None, got {self.augment!r}")
+        self.lr_schedule = options["lr_schedule"]
+        if self.lr_schedule is not None:
+            if self.lr_decay != 1.0:
+                raise ValueError(f"lr_decay={self.lr_decay} and lr_schedule={self.lr_schedule!r} both set the "
+                                 f"learning rate; use one (the 'step' schedule is lr_decay)")
+            if "learning_rate" not in self.optim_config and self.update_rule_name not in optim.DEFAULT_LEARNING_RATES:
+                raise ValueError("lr_schedule needs optim_config['learning_rate'] for an update rule of your own")
+        self.patience = _optional_positive_int("patience", options["patience"])
+        self.stopped_epoch = None
+
+    def _make_schedule(self, iterations_per_epoch):
+        """The run's ``Schedule`` (checked against ``num_epochs``), or None."""
+        if self.lr_schedule is None:
+            return None
+        return make_schedule(self.lr_schedule, self.num_epochs * iterations_per_epoch, iterations_per_epoch)
 
     def _set_data(self, data):
         if not isinstance(data, dict):
@@ -265,6 +311,9 @@ class Solver:
     def _step(self, t):
         """One gradient update on one minibatch."""
         idx = self._batch_indices(t)
+        X = self.X_train[idx]  # a fresh copy: the augmentation may change it in place
+        if self.augment is not None:
+            X = self.augment(X, self.rng)
         model = self.model
         configs = self.optim_configs
         stepped = {}  # weights whose SGD step model.loss takes itself (then not in grads)
@@ -277,12 +326,11 @@ class Solver:
             if self._sgd_in_backward:
                 stepped = {name: (configs[name].setdefault("learning_rate", optim.SGD_LEARNING_RATE), decay)
                            for name in weights}
-                loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False,
-                                         sgd_steps=stepped)
+                loss, grads = model.loss(X, self.y_train[idx], penalty_grads=False, sgd_steps=stepped)
             else:
-                loss, grads = model.loss(self.X_train[idx], self.y_train[idx], penalty_grads=False)
+                loss, grads = model.loss(X, self.y_train[idx], penalty_grads=False)
         else:
-            loss, grads = model.loss(self.X_train[idx], self.y_train[idx])
+            loss, grads = model.loss(X, self.y_train[idx])
         self.loss_history.append(loss)
         params = model.params
         for name, w in params.items():
@@ -353,10 +401,18 @@ class Solver:
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
         start = self.epoch * iterations_per_epoch
+        schedule = self._make_schedule(iterations_per_epoch)
+        if schedule is not None:
+            base_lr = self.optim_config.get("learning_rate", optim.DEFAULT_LEARNING_RATES.get(self.update_rule_name))
+        self.stopped_epoch = None
         if start >= num_iterations:
             warnings.warn(f"train() has nothing to do: the {self.epoch} epochs of num_epochs={self.num_epochs} "
                           f"are done; raise solver.num_epochs to train further", UserWarning, stacklevel=2)
         for t in range(start, num_iterations):
+            if schedule is not None:
+                lr = base_lr * schedule(t)
+                for config in self.optim_configs.values():
+                    config["learning_rate"] = lr
             # A diverging run overflows somewhere in the step; the loss check below reports
             # that in one clear error, so NumPy's warnings from inside the layers would only
             # bury it.
@@ -377,8 +433,23 @@ class Solver:
                         config["learning_rate"] = float(config["learning_rate"] * self.lr_decay)
             if t == 0 or epoch_end or t == num_iterations - 1:
                 self._check_epoch()
+                if epoch_end and self._out_of_patience():
+                    self.stopped_epoch = self.epoch
+                    if self.verbose:
+                        print(f"(Epoch {self.epoch} / {self.num_epochs}) stopping early: no better validation "
+                              f"accuracy for {self.patience} epochs")
+                    break
         self.restore_best()
         return self
+
+    def _out_of_patience(self):
+        """True when early stopping is on and the best validation accuracy is ``patience``
+        epochs old (derived from the history, so a resumed run counts the same)."""
+        if self.patience is None:
+            return False
+        history = self.val_acc_history
+        best_at = int(np.argmax(history))  # the first maximum: best_params changes only on a gain
+        return len(history) - 1 - best_at >= self.patience
 
     def restore_best(self):
         """Put the best epoch's parameters (and batchnorm running averages) into the model.
