@@ -93,3 +93,12 @@ def test_bad_arguments_are_named(make, message):
 def test_batch_of_the_wrong_size_is_named():
     with pytest.raises(ValueError, match=r"X must be a batch of images \(3, 4, 4\)"):
         random_flip((3, 4, 4))(np.zeros((2, 10)), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("H, W, p", [(32, 32, 4), (3, 5, 2), (4, 4, 3), (8, 8, 1), (2, 2, 1)])
+@pytest.mark.parametrize("mode, numpy_mode", [("reflect", "reflect"), ("zero", "constant")])
+def test_padding_equals_numpys(H, W, p, mode, numpy_mode):
+    from nndl.augment import _pad
+
+    X = np.random.default_rng(0).standard_normal((3, 2, H, W))
+    np.testing.assert_array_equal(_pad(X, p, mode), np.pad(X, ((0, 0), (0, 0), (p, p), (p, p)), mode=numpy_mode))

@@ -100,9 +100,27 @@ def test_train_without_the_cli_extra_still_trains_and_saves(tmp_path, monkeypatc
     assert "wrote model.npz, history.json to" in out
 
 
-def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_subset_dir, tmp_path, capsys):
+def test_cifar_default_recipe_is_the_modern_one_and_evaluate_applies_its_standardisation(
+        cifar_subset_dir, tmp_path, capsys):
     status, out, _ = run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--epochs", 1,
-                          "--checkpoints", "--out", tmp_path, "-q"], capsys)
+                          "--out", tmp_path, "-q"], capsys)
+    assert status == 0
+    model = load_model(tmp_path / "model.npz")
+    assert type(model).__name__ == "FullyConnectedNet" and model.hidden_dims == [1024, 512]
+    assert model.init == "he" and model.label_smoothing == 0.1 and model.normalization == "batchnorm"
+    training = model.metadata["training"]
+    assert (training["recipe"], training["update_rule"], training["lr_schedule"], training["augment"],
+            training["standardize"]) == ("cifar10", "adamw", "onecycle", "flip-crop", True)
+    std = model.preprocessing["std_image"]
+    assert std.shape == (3, 32, 32) and np.all(std == std[:, :1, :1])  # one std per channel
+    val = accuracy_line(out, "validation")
+    status, out, _ = run(["evaluate", tmp_path / "model.npz"], capsys)
+    assert status == 0 and accuracy_line(out, "validation").group(1) == val.group(1)
+
+
+def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_subset_dir, tmp_path, capsys):
+    status, out, _ = run(["train", "--dataset", "cifar10", "--recipe", "seed", "--data-dir", cifar_subset_dir,
+                          "--epochs", 1, "--checkpoints", "--out", tmp_path, "-q"], capsys)
     assert status == 0
     assert "4170 training, 1000 validation, 0 test images of shape (3, 32, 32)" in out
     assert "has no test_batch: reporting validation accuracy only" in out and not accuracy_line(out)
@@ -111,7 +129,10 @@ def test_cifar_subset_trains_seed_000_recipe_and_reports_validation_only(cifar_s
     assert type(model).__name__ == "TwoLayerNet" and model.hidden_dims == [200]
     assert model.metadata["training"] == {"update_rule": "sgd", "learning_rate": 6e-4, "lr_decay": 0.9,
                                           "epochs": 1, "batch_size": 200, "num_train_samples": 2000,
-                                          "sampling": "replacement", "seed": 0}
+                                          "sampling": "replacement", "seed": 0, "recipe": "seed",
+                                          "weight_decay": 0.0, "lr_schedule": None, "warmup_epochs": 0.0,
+                                          "augment": None, "crop_padding": 4, "standardize": False,
+                                          "patience": None}
     assert model.class_names[0] == "airplane" and (tmp_path / "weights.png").is_file()
 
     # By default evaluate scores the split train reported (validation here), saying so.
@@ -490,3 +511,32 @@ def test_evaluate_does_not_fall_back_to_validation_on_another_directory(tmp_path
                 "--epochs", 1, "--out", tmp_path / "o", "-q"], capsys)[0] == 0
     status, _, err = run(["evaluate", tmp_path / "o" / "model.npz", "--data-dir", other], capsys)
     assert_one_line_error(status, err, "has no test_batch, so there is no test split; use --split val")
+
+
+@pytest.mark.parametrize("argv, pattern, code", [
+    (["--label-smoothing", "1"], r"--label-smoothing: expected a number in \[0, 1\), got '1'", 2),
+    (["--lr-schedule", "cosine", "--warmup-epochs", "3", "--epochs", "3"],
+     "warmup_epochs must be shorter than the run's 3.0 epochs, got 3.0", 1),
+    (["--weight-decay", "0.1", "--update-rule", "adam"], r"weight_decay \(decoupled\) needs update_rule adamw", 1),
+    (["--recipe", "fast"], "argument --recipe: invalid choice: 'fast'", 2),
+    (["--patience", "0"], "--patience: expected a positive integer, got '0'", 2),
+])
+def test_modern_training_flags_refuse_bad_values_in_one_line(tmp_path, capsys, argv, pattern, code):
+    status, _, err = run(["train", "--epochs", 1, "--out", tmp_path / "o", "-q"] + argv, capsys)
+    assert_one_line_error(status, err, pattern, code)
+    assert not (tmp_path / "o").exists()
+
+
+def test_digits_with_the_modern_options_trains_and_evaluates(tmp_path, capsys):
+    status, out, _ = run(["train", "--epochs", 15, "--update-rule", "adamw", "--weight-decay", "0.01",
+                          "--lr-schedule", "cosine", "--warmup-epochs", "1", "--label-smoothing", "0.1",
+                          "--init", "he", "--augment", "flip-crop", "--standardize", "--patience", 5,
+                          "--out", tmp_path, "-q"], capsys)
+    assert status == 0
+    model = load_model(tmp_path / "model.npz")
+    assert model.metadata["training"]["crop_padding"] == 1  # the 8x8 digits' default
+    assert "std_image" in model.preprocessing
+    test = accuracy_line(out)
+    status, out, _ = run(["evaluate", tmp_path / "model.npz"], capsys)
+    assert status == 0 and accuracy_line(out).group(1) == test.group(1)
+    assert float(test.group(1)) > 0.6  # chance is 0.1; mirrored digits make it harder than plain training

@@ -75,3 +75,11 @@ def test_spec_round_trips():
     assert s.spec == {"name": "onecycle", "pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4}
     again = make_schedule(s.spec, 50, 5)
     assert [again(t) for t in range(50)] == [s(t) for t in range(50)]
+
+
+@pytest.mark.parametrize("total", [1, 2, 3])
+def test_onecycle_on_runs_too_short_to_rise_starts_at_the_peak(total):
+    s = make_schedule("onecycle", total, 1)
+    factors = [s(t) for t in range(total)]
+    assert factors[0] == 1.0 and all(0 < f <= 1 for f in factors)
+    assert factors == sorted(factors, reverse=True)

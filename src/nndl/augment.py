@@ -25,6 +25,7 @@ so an epoch's augmentation costs a small fraction of its matrix products
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["random_flip", "random_crop", "brightness_jitter", "compose", "standard_augment"]
 
@@ -85,23 +86,36 @@ def random_crop(image_shape, padding=4, mode="reflect"):
                          f"mostly border), got {padding}")
     if mode not in ("reflect", "zero"):
         raise ValueError(f"mode must be 'reflect' or 'zero', got {mode!r}")
-    pad_mode = "reflect" if mode == "reflect" else "constant"
-    rows, cols = np.arange(H), np.arange(W)
-
     def crop(X, rng):
         images = _as_images(X, shape)
         if padding == 0:
             return X
         N = images.shape[0]
-        padded = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)), mode=pad_mode)
+        padded = _pad(images, padding, mode)
         offsets = (_uniform(rng, (2, N)) * (2 * padding + 1)).astype(np.intp)
-        # One gather: image n, every channel, rows dy_n + [0, H), columns dx_n + [0, W).
-        r = (offsets[0][:, None] + rows)[:, None, :, None]
-        c = (offsets[1][:, None] + cols)[:, None, None, :]
-        out = padded[np.arange(N)[:, None, None, None], np.arange(shape[0])[None, :, None, None], r, c]
-        return out.reshape(np.shape(X))
+        # Every H x W window of every padded image, as a view; image n takes its window at
+        # (dy_n, dx_n). One gather of the batch's size, no copy of the windows.
+        windows = sliding_window_view(padded, (H, W), axis=(2, 3))
+        return windows[np.arange(N), :, offsets[0], offsets[1]].reshape(np.shape(X))
 
     return crop
+
+
+def _pad(images, p, mode):
+    """(N, C, H, W) images padded by ``p`` on every side: mirrored without repeating the edge
+    ('reflect', as ``np.pad``'s mode of that name) or zeros. Written out because ``np.pad`` took
+    most of a crop's time here."""
+    N, C, H, W = images.shape
+    out = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=images.dtype)
+    out[:, :, p:p + H, p:p + W] = images
+    if mode == "reflect":
+        # Rows first (inside the image's columns), then whole columns, which fills the corners.
+        k = np.arange(p)
+        out[:, :, :p, p:p + W] = images[:, :, p - k, :]
+        out[:, :, p + H:, p:p + W] = images[:, :, H - 2 - k, :]
+        out[:, :, :, :p] = out[:, :, :, 2 * p - k]
+        out[:, :, :, p + W:] = out[:, :, :, p + W - 2 - k]
+    return out
 
 
 def brightness_jitter(image_shape, delta):

@@ -41,6 +41,9 @@ import time
 import numpy as np
 
 from ._files import missing_paths, write_atomically
+# The settings of each recipe, and which recipe each dataset trains by default, live in the
+# library (nndl.recipes), so that the benchmarks and the estimator train them the same way.
+from .recipes import DATASET_RECIPES, DATASETS, RECIPES, TRAIN_DEFAULTS, build_model, recipe_settings, solver_options
 
 __all__ = ["main", "build_parser", "UserError", "COMMANDS", "TRAIN_DEFAULTS", "OUTPUT_FILES",
            "load_dataset", "prepare_out_dir"]
@@ -52,22 +55,6 @@ COMMANDS = {
     "search": ("nndl.search", "hyperparameter search with Optuna (needs the `search` extra)"),
 }
 """Subcommand name -> (module providing it, one-line help)."""
-
-DATASETS = ("digits", "cifar10")
-
-# Per-dataset defaults of `nndl train`. cifar10 is seed 000's two-layer recipe: TwoLayerNet with
-# 200 hidden units, plain SGD at 6e-4 decayed by 0.9 per epoch, 10 epochs of batches of 200,
-# training accuracy checked on 2,000 samples.
-TRAIN_DEFAULTS = {
-    "digits": dict(hidden=[100], activation="relu", normalization=None, dropout=0.0, reg=0.0,
-                   weight_scale=1e-2, dtype="float32", update_rule="adam", learning_rate=1e-3,
-                   lr_decay=0.95, epochs=40, batch_size=50, num_train_samples=None,
-                   sampling="replacement", num_validation=180, num_test=360),
-    "cifar10": dict(hidden=[200], activation="relu", normalization=None, dropout=0.0, reg=0.0,
-                    weight_scale=1e-3, dtype="float32", update_rule="sgd", learning_rate=6e-4,
-                    lr_decay=0.9, epochs=10, batch_size=200, num_train_samples=2000,
-                    sampling="replacement", num_validation=1000, num_test=None),
-}
 
 OUTPUT_FILES = ("model.npz", "history.json", "loss.png", "accuracy.png", "weights.png")
 
@@ -148,7 +135,7 @@ def _download(directory, url, md5, progress):
 
 
 def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtract_mean=True,
-                 dtype=np.float32, digits_seed=DIGITS_SPLIT_SEED):
+                 dtype=np.float32, digits_seed=DIGITS_SPLIT_SEED, standardize=False):
     """Load a dataset by name for training or evaluation.
 
     Parameters
@@ -163,6 +150,8 @@ def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtra
     dtype : numpy dtype
     digits_seed : int
         Seed of the digits split.
+    standardize : bool
+        Per-channel standardisation instead of the mean image (adds ``std_image``).
 
     Returns
     -------
@@ -184,13 +173,14 @@ def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtra
         if data_dir is not None:
             raise UserError("--data-dir applies to --dataset cifar10 only (the digits are built in)")
         data = data_utils.get_digits_data(num_validation=num_validation, num_test=num_test, seed=digits_seed,
-                                          subtract_mean=subtract_mean, dtype=dtype)
+                                          subtract_mean=subtract_mean, dtype=dtype, standardize=standardize)
         source = {"name": "digits", "num_validation": num_validation, "num_test": num_test,
                   "split_seed": digits_seed}
     else:
         directory = _cifar_dir(data_dir)
         data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation, num_test=num_test,
-                                           subtract_mean=subtract_mean, cifar10_dir=directory, dtype=dtype)
+                                           subtract_mean=subtract_mean, cifar10_dir=directory, dtype=dtype,
+                                           standardize=standardize)
         source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
                   "num_test": num_test}
     return data, source
@@ -272,7 +262,19 @@ def add_train_arguments(parser):
     data.add_argument("--num-test", type=_nonneg_int, metavar="N",
                       help="test images to score " + _defaults_help("num_test"))
 
+    data.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                      help="per-channel standardisation instead of mean-image subtraction "
+                           + _defaults_help("standardize"))
+    data.add_argument("--augment", choices=("none", "flip-crop"),
+                      help="random flips and padded crops of the training images " + _defaults_help("augment"))
+    data.add_argument("--crop-padding", type=_nonneg_int, metavar="P",
+                      help="padding of the random crops, in pixels (default: 4)")
+
     model = parser.add_argument_group("model")
+    model.add_argument("--recipe", choices=tuple(RECIPES),
+                       help="named settings to start from; flags override them (default: the dataset's: "
+                            + ", ".join(f"{d} {r}" for d, r in DATASET_RECIPES.items())
+                            + "; 'seed' is seed 000's two-layer recipe)")
     model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
                        help="hidden layer sizes, e.g. --hidden 200 100 " + _defaults_help("hidden"))
     # The choices come from the library's registries, so a new activation, normalisation or
@@ -291,6 +293,10 @@ def add_train_arguments(parser):
     model.add_argument("--reg", type=_nonneg_float, help="L2 strength, penalty 0.5*reg*sum(W**2) (default: 0)")
     model.add_argument("--weight-scale", type=_positive_float, metavar="S",
                        help="std of the initial weights " + _defaults_help("weight_scale"))
+    model.add_argument("--init", choices=("none", "he", "xavier"),
+                       help="initial weight scale by name ('none': --weight-scale) " + _defaults_help("init"))
+    model.add_argument("--label-smoothing", type=_probability, metavar="S",
+                       help="label smoothing of the softmax loss " + _defaults_help("label_smoothing"))
     model.add_argument("--dtype", choices=MODEL_DTYPES, help="(default: float32)")
 
     optim = parser.add_argument_group("optimisation")
@@ -300,6 +306,15 @@ def add_train_arguments(parser):
                        help=_defaults_help("learning_rate"))
     optim.add_argument("--lr-decay", type=_decay, metavar="F",
                        help="learning-rate factor after each epoch " + _defaults_help("lr_decay"))
+    optim.add_argument("--weight-decay", type=_nonneg_float, metavar="WD",
+                       help="decoupled weight decay of adamw/sgdw " + _defaults_help("weight_decay"))
+    optim.add_argument("--lr-schedule", choices=("none", "cosine", "onecycle"),
+                       help="learning-rate schedule per iteration (needs --lr-decay 1) "
+                            + _defaults_help("lr_schedule"))
+    optim.add_argument("--warmup-epochs", type=_nonneg_float, metavar="E",
+                       help="linear warmup of the cosine schedule (default: 0)")
+    optim.add_argument("--patience", type=_positive_int, metavar="N",
+                       help="stop after N epochs without a better validation accuracy (default: off)")
     optim.add_argument("--epochs", type=_positive_int, metavar="N", help=_defaults_help("epochs"))
     optim.add_argument("--batch-size", type=_positive_int, metavar="N", help=_defaults_help("batch_size"))
     optim.add_argument("--num-train-samples", type=_positive_int, metavar="N",
@@ -330,14 +345,19 @@ _RESUMED_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "we
 
 
 def _train_settings(args):
-    """The effective settings: the flags given, the dataset's defaults for the rest."""
-    settings = dict(TRAIN_DEFAULTS[args.dataset])
+    """The effective settings: the flags given, the recipe's (by default the dataset's) for the rest."""
+    settings = recipe_settings(args.recipe or DATASET_RECIPES[args.dataset])
     for key in settings:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
-    if args.normalization == "none":
-        settings["normalization"] = None
+    for key in ("normalization", "init", "lr_schedule", "augment"):
+        if settings[key] == "none":
+            settings[key] = None
+    if settings["lr_schedule"] is not None and args.lr_decay is None:
+        settings["lr_decay"] = 1.0  # the recipe's per-epoch decay gives way to the chosen schedule
+    if settings["augment"] is not None and args.dataset == "digits" and args.crop_padding is None:
+        settings["crop_padding"] = 1  # 8x8 digits: a 4-pixel shift would move half a digit out
     if args.batchnorm:
         if args.normalization not in (None, "batchnorm"):
             raise UserError(f"--batchnorm conflicts with --normalization {args.normalization}")
@@ -352,17 +372,6 @@ def _train_settings(args):
             raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
                             f"state come from the checkpoint")
     return settings
-
-
-def _build_model(settings, input_dim, num_classes, rng):
-    from .fc_net import FullyConnectedNet, TwoLayerNet
-
-    common = dict(input_dim=input_dim, num_classes=num_classes, dropout=settings["dropout"], reg=settings["reg"],
-                  weight_scale=settings["weight_scale"], dtype=np.dtype(settings["dtype"]), seed=rng,
-                  activation=settings["activation"], normalization=settings["normalization"])
-    hidden = settings["hidden"]
-    # One hidden layer is the course's TwoLayerNet (what seed 000's recipe trains).
-    return TwoLayerNet(hidden_dims=hidden[0], **common) if len(hidden) == 1 else FullyConnectedNet(hidden, **common)
 
 
 class _EpochReporter:
@@ -488,6 +497,8 @@ def _train(args, settings, out):
         for key in ("update_rule", "lr_decay", "batch_size"):
             if getattr(args, key) is None and key in saved:
                 settings[key] = saved[key]
+        # The checkpoint's schedule (the Solver refuses a resume under another one).
+        settings["lr_schedule"] = saved.get("lr_schedule")
         # The optimizer state, decayed learning rate included, comes from the checkpoint.
         first = next(iter((saved.get("optim_scalars") or {}).values()), {})
         settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
@@ -500,7 +511,8 @@ def _train(args, settings, out):
         _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
                   progress=not args.quiet)
     data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
-                                dtype=np.dtype(settings["dtype"]))
+                                dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
+    preprocessing = {k: data[k] for k in ("mean_image", "std_image") if k in data}
     image_shape = data["X_train"].shape[1:]
     if args.batch_size is not None and args.batch_size > len(data["y_train"]):
         # The Solver would draw each batch with replacement from fewer examples: a typo, surely.
@@ -515,17 +527,17 @@ def _train(args, settings, out):
         print(f"note: {reason}: reporting validation accuracy only")
 
     model_rng, solver_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
-    model = resumed if resumed is not None else _build_model(
+    try:
+        options = solver_options(settings, image_shape)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    model = resumed if resumed is not None else build_model(
         settings, int(np.prod(image_shape)), len(data["class_names"]), model_rng)
     if resumed is not None and model.dropout_param:
         model.dropout_param["rng"] = model_rng  # fresh masks while training, as for a new model
     print(f"model: {model!r}")
     epochs = settings["epochs"]
-    solver = Solver(model, data, update_rule=settings["update_rule"],
-                    optim_config={"learning_rate": settings["learning_rate"]}, lr_decay=settings["lr_decay"],
-                    num_epochs=epochs, batch_size=settings["batch_size"],
-                    num_train_samples=settings["num_train_samples"], sampling=settings["sampling"],
-                    seed=solver_rng, verbose=False, resume_from=args.resume)
+    solver = Solver(model, data, seed=solver_rng, verbose=False, resume_from=args.resume, **options)
     if args.resume is not None:
         print(f"resuming at epoch {solver.epoch} of {epochs} from {args.resume}")
     # Made after the Solver so that a resumed run's bar starts at the checkpoint's epoch.
@@ -533,7 +545,7 @@ def _train(args, settings, out):
     solver.epoch_callback = reporter
     if args.checkpoints:
         solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter, replace_later=args.force,
-                                              preprocessing={"mean_image": data["mean_image"]},
+                                              preprocessing=preprocessing,
                                               class_names=data["class_names"], dataset=source)
     start = time.perf_counter()
     epochs_before = solver.epoch  # a resumed run starts at its checkpoint's epoch
@@ -546,11 +558,15 @@ def _train(args, settings, out):
     val_acc = _score(model, data["X_val"], data["y_val"], "validation")
     test_acc = _score(model, data["X_test"], data["y_test"], "test")
     training = {k: settings[k] for k in ("update_rule", "learning_rate", "lr_decay", "epochs", "batch_size",
-                                         "num_train_samples", "sampling")}
+                                         "num_train_samples", "sampling", "weight_decay", "lr_schedule",
+                                         "warmup_epochs", "augment", "crop_padding", "standardize", "patience")}
+    training["recipe"] = args.recipe or DATASET_RECIPES[args.dataset]
+    if solver.stopped_epoch is not None:
+        training["stopped_early_at_epoch"] = solver.stopped_epoch
     training["seed"] = args.seed
     if args.resume is not None:
         training["resumed_from"] = args.resume
-    save_model(os.path.join(out, "model.npz"), model, preprocessing={"mean_image": data["mean_image"]},
+    save_model(os.path.join(out, "model.npz"), model, preprocessing=preprocessing,
                class_names=data["class_names"], dataset=source, training=training,
                val_acc=val_acc, test_acc=test_acc)
     _write_json(os.path.join(out, "history.json"), {
@@ -652,6 +668,9 @@ def run_evaluate_command(args):
                         f"shape {X.shape[1:]}")
     else:
         X = X - mean.astype(X.dtype, copy=False)
+        std = model.preprocessing.get("std_image")
+        if std is not None:
+            X /= std.astype(X.dtype, copy=False)
     print(f"model: {args.model} ({type(model).__name__}, trained on {source.get('name', 'unknown data')})")
     _score(model, X, y, "test" if split == "test" else "validation")
     class_names = model.class_names or data["class_names"]

@@ -221,7 +221,18 @@ def _check_data_dtype(dtype, subtract_mean):
     return value
 
 
-def _preprocess(splits, subtract_mean, layout, dtype, class_names):
+def _channel_stats(X_train):
+    """Per-channel mean and standard deviation of (N, H, W, C) images, broadcast to (H, W, C)."""
+    mean = X_train.mean(axis=(0, 1, 2), dtype=np.float64)
+    std = X_train.std(axis=(0, 1, 2), dtype=np.float64)
+    if np.any(std == 0):
+        raise ValueError(f"standardize needs every channel to vary over the training images; channel(s) "
+                         f"{np.flatnonzero(std == 0).tolist()} are constant")
+    shape = X_train.shape[1:]
+    return np.broadcast_to(mean, shape), np.broadcast_to(std, shape)
+
+
+def _preprocess(splits, subtract_mean, layout, dtype, class_names, standardize=False):
     """Turn raw (N, H, W, C) splits into the course's dict.
 
     Parameters
@@ -232,34 +243,48 @@ def _preprocess(splits, subtract_mean, layout, dtype, class_names):
     layout : {'image', 'rows'}
     dtype : numpy dtype
     class_names : list of str
+    standardize : bool
+        Per-channel standardisation instead of the mean image: subtract each channel's mean
+        over the training split and divide by its standard deviation.
 
     Returns
     -------
     dict
         ``X_<split>`` as (N, C, H, W) ('image') or (N, H*W*C) ('rows'), ``y_<split>``,
-        ``mean_image`` shaped like one example, ``class_names``.
+        ``mean_image`` shaped like one example, ``class_names``; with ``standardize`` also
+        ``std_image`` (each channel's std, shaped like one example): ``(X - mean_image) /
+        std_image`` is what the model sees.
     """
     if layout not in ("image", "rows"):
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
     X_train = splits["train"][0]
-    mean_image = X_train.mean(axis=0, dtype=np.float64).astype(dtype) if subtract_mean else \
-        np.zeros(X_train.shape[1:], dtype=dtype)
+    std_image = None
+    if standardize:
+        mean_image, std_image = (a.astype(dtype) for a in _channel_stats(X_train))
+    elif subtract_mean:
+        mean_image = X_train.mean(axis=0, dtype=np.float64).astype(dtype)
+    else:
+        mean_image = np.zeros(X_train.shape[1:], dtype=dtype)
     out = {}
     for name, (X, y) in splits.items():
         X = X.astype(dtype, copy=False) - mean_image
+        if std_image is not None:
+            X /= std_image
         if layout == "rows":
             # An explicit row length: reshape cannot infer -1 for an empty split (no test_batch).
             out[f"X_{name}"] = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
         else:
             out[f"X_{name}"] = X.transpose(0, 3, 1, 2).copy()
         out[f"y_{name}"] = y
-    out["mean_image"] = mean_image.reshape(-1) if layout == "rows" else mean_image.transpose(2, 0, 1).copy()
+    for key, image in (("mean_image", mean_image), ("std_image", std_image)):
+        if image is not None:
+            out[key] = image.reshape(-1) if layout == "rows" else image.transpose(2, 0, 1).copy()
     out["class_names"] = list(class_names)
     return out
 
 
 def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True,
-                     cifar10_dir=None, dtype=np.float64, layout="image"):
+                     cifar10_dir=None, dtype=np.float64, layout="image", standardize=False):
     """Load CIFAR-10 and preprocess it as the course does.
 
     Parameters
@@ -278,6 +303,9 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
     layout : {'image', 'rows'}
         'image': X as (N, 3, 32, 32) (the modular notebook); 'rows': X as (N, 3072) in
         height-width-channel order (the two-layer-net notebook).
+    standardize : bool
+        Per-channel standardisation (each channel's mean and std over the training split)
+        instead of the mean image; adds ``std_image`` to the result.
 
     Returns
     -------
@@ -291,7 +319,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
         raise ValueError(f"layout must be 'image' or 'rows', got {layout!r}")
     num_validation = _check_count("num_validation", num_validation)
     num_test = None if num_test is None else _check_count("num_test", num_test)
-    dtype = _check_data_dtype(dtype, subtract_mean)
+    dtype = _check_data_dtype(dtype, subtract_mean or standardize)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir, dtype=dtype, require_test=False)
     available = X_train.shape[0]
     if num_validation >= available:
@@ -310,7 +338,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000, sub
                 y_train[num_training:num_training + num_validation]),
         "test": (X_test[:num_test], y_test[:num_test]),
     }
-    return _preprocess(splits, subtract_mean, layout, dtype, load_CIFAR10_meta(cifar10_dir))
+    return _preprocess(splits, subtract_mean, layout, dtype, load_CIFAR10_meta(cifar10_dir), standardize)
 
 
 # --------------------------------------------------------------------------- digits
@@ -343,7 +371,7 @@ def load_digits(dtype=np.float64):
 
 
 def get_digits_data(num_validation=180, num_test=360, num_training=None, subtract_mean=True, seed=0,
-                    dtype=np.float64, layout="image"):
+                    dtype=np.float64, layout="image", standardize=False):
     """The built-in digits, split at random and preprocessed like ``get_CIFAR10_data``.
 
     Parameters
@@ -362,6 +390,9 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
         Numeric; a float dtype unless ``subtract_mean=False``.
     layout : {'image', 'rows'}
         'image': X as (N, 1, 8, 8); 'rows': X as (N, 64).
+    standardize : bool
+        Standardise with the training split's pixel mean and std (one channel) instead of
+        subtracting the mean image; adds ``std_image``.
 
     Returns
     -------
@@ -372,7 +403,7 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
     seed = check_seed(seed)
-    dtype = _check_data_dtype(dtype, subtract_mean)
+    dtype = _check_data_dtype(dtype, subtract_mean or standardize)
     X, y = load_digits(dtype)
     total = X.shape[0]
     if num_validation + num_test >= total:
@@ -391,7 +422,7 @@ def get_digits_data(num_validation=180, num_test=360, num_training=None, subtrac
     test, val, train = np.split(used, [num_test, num_test + num_validation])
     X = X[..., np.newaxis]  # (N, 8, 8, 1): the (N, H, W, C) layout of the CIFAR loader
     splits = {"train": (X[train], y[train]), "val": (X[val], y[val]), "test": (X[test], y[test])}
-    return _preprocess(splits, subtract_mean, layout, dtype, DIGITS_CLASSES)
+    return _preprocess(splits, subtract_mean, layout, dtype, DIGITS_CLASSES, standardize)
 
 
 # --------------------------------------------------------------------------- download

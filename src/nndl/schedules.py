@@ -16,7 +16,8 @@ cosine     linear warmup from ``warmup_start`` to 1 over ``warmup_epochs``, then
            annealing to ``final`` at T (``torch``'s LinearLR then CosineAnnealingLR)
 onecycle   cosine rise from ``1 / div_factor`` to 1 over the first ``pct_start`` of the run,
            then cosine fall to ``1 / (div_factor * final_div_factor)`` at T - 1
-           (``torch.optim.lr_scheduler.OneCycleLR`` without momentum cycling)
+           (``torch.optim.lr_scheduler.OneCycleLR`` without momentum cycling; a run
+           too short to rise, ``pct_start * T <= 1``, starts at the peak)
 =========  ============================================================================
 
 Bad options are refused in one line naming them: an unknown name or key, a negative warmup, a
@@ -70,9 +71,12 @@ class Schedule:
         start = 1 / o["div_factor"]
         end = start / o["final_div_factor"]
         peak = o["pct_start"] * self.num_iterations - 1  # torch's phase boundary
-        if t <= peak:
+        if peak > 0 and t <= peak:
             return _cosine_between(start, 1.0, t / peak)
-        return _cosine_between(1.0, end, (t - peak) / (self.num_iterations - 1 - peak))
+        # A run too short to rise (pct_start * iterations <= 1) starts at the peak.
+        peak = max(peak, 0.0)
+        span = self.num_iterations - 1 - peak
+        return _cosine_between(1.0, end, (t - peak) / span) if span > 0 else 1.0
 
 
 def _cosine_between(a, b, fraction):
@@ -141,7 +145,4 @@ def make_schedule(spec, num_iterations, iterations_per_epoch):
                          f"{', '.join(SCHEDULES[name])}")
     options = {**SCHEDULES[name], **{k: v for k, v in spec.items() if k != "name"}}
     _check_options(name, options, num_iterations / iterations_per_epoch)
-    if name == "onecycle" and options["pct_start"] * num_iterations <= 1:
-        raise ValueError(f"lr_schedule 'onecycle' needs pct_start * iterations > 1 to rise at all; "
-                         f"got {options['pct_start']} * {num_iterations}")
     return Schedule(name, options, int(num_iterations), int(iterations_per_epoch))

@@ -62,7 +62,8 @@ import numpy as np
 
 from . import optim
 from ._files import write_atomically
-from .cli import DIGITS_SPLIT_SEED, TRAIN_DEFAULTS  # the digits split of nndl train
+from .cli import DIGITS_SPLIT_SEED  # the digits split of nndl train
+from .recipes import TRAIN_DEFAULTS
 from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
 
 __all__ = [

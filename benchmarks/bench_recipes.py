@@ -1,0 +1,186 @@
+"""Accuracy and time of nndl's training recipes on a held-out CIFAR-10 split (run by hand).
+
+The split (the shared subset has no test batch, so part of it is held out as the test set):
+load the five training batches in order (data_batch_1: 1,102 images, data_batch_2..5: 1,017
+each; 5,170 in all); the last 1,017 (data_batch_5) are the test set, the 300 before them the
+validation set, the first 3,853 the training set. Preprocessing (mean image or per-channel
+standardisation) is computed on the training set only.
+
+    python benchmarks/bench_recipes.py --data-dir ../shared/data/cifar-10-subset \\
+        --recipe seed --recipe cifar10 --torch --overhead --out benchmarks/results/recipes.json
+
+``--recipe NAME`` (repeatable) trains a recipe of ``nndl.recipes`` and scores the test set;
+``--set KEY=VALUE`` changes a setting of every recipe run (JSON values: ``--set epochs=5``);
+``--torch`` trains the same net with the same recipe in PyTorch (CPU, 2 threads) side by side;
+``--overhead`` times the augmentation and the update rule inside two epochs of the
+3072-1024-512-10 net, as a fraction of the epoch. Each run prints the machine's load
+(``os.getloadavg``) before it starts, as timings on a shared machine are noisy.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from nndl import recipes
+from nndl.data_utils import _preprocess, load_CIFAR10, load_CIFAR10_meta
+from nndl.solver import Solver
+
+NUM_TEST = 1017
+NUM_VALIDATION = 300
+
+
+def load_split(data_dir, standardize, dtype=np.float32):
+    """The benchmark's train/val/test split of the subset, preprocessed as a recipe asks."""
+    X, y, _, _ = load_CIFAR10(data_dir, dtype=dtype, require_test=False)
+    n_train = X.shape[0] - NUM_TEST - NUM_VALIDATION
+    splits = {"train": (X[:n_train], y[:n_train]),
+              "val": (X[n_train:n_train + NUM_VALIDATION], y[n_train:n_train + NUM_VALIDATION]),
+              "test": (X[-NUM_TEST:], y[-NUM_TEST:])}
+    return _preprocess(splits, True, "image", dtype, load_CIFAR10_meta(data_dir), standardize=standardize)
+
+
+def run_nndl(settings, data, seed=0):
+    """Train ``settings`` on ``data``; returns the figures of the run."""
+    rng = np.random.default_rng(seed)
+    image_shape = data["X_train"].shape[1:]
+    model = recipes.build_model(settings, int(np.prod(image_shape)), 10, rng)
+    solver = Solver(model, {k: data[k] for k in ("X_train", "y_train", "X_val", "y_val")}, verbose=False,
+                    seed=rng, **recipes.solver_options(settings, image_shape))
+    start = time.perf_counter()
+    solver.train()
+    seconds = time.perf_counter() - start
+    test_acc = float(np.mean(model.predict(data["X_test"]) == data["y_test"]))
+    return {"test_acc": test_acc, "best_val_acc": solver.best_val_acc, "seconds": seconds,
+            "epochs_run": solver.epoch, "final_train_acc": solver.train_acc_history[-1]}
+
+
+def run_torch(settings, data, seed=0):
+    """The same net and recipe in PyTorch (only the recipes' features that torch has built in)."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    Xtr, ytr = torch.tensor(data["X_train"]), torch.tensor(data["y_train"])
+    layers, width = [torch.nn.Flatten()], Xtr[0].numel()
+    for h in settings["hidden"]:
+        layers += [torch.nn.Linear(width, h)]
+        if settings["normalization"] == "batchnorm":
+            layers += [torch.nn.BatchNorm1d(h)]
+        layers += [torch.nn.ReLU()]
+        if settings["dropout"]:
+            layers += [torch.nn.Dropout(settings["dropout"])]
+        width = h
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    if settings["update_rule"] != "adamw":
+        raise SystemExit("--torch reproduces AdamW recipes only")
+    opt = torch.optim.AdamW(net.parameters(), lr=settings["learning_rate"], weight_decay=settings["weight_decay"])
+    bs, epochs = settings["batch_size"], settings["epochs"]
+    steps = Xtr.shape[0] // bs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings["learning_rate"], total_steps=epochs * steps,
+                                                cycle_momentum=False)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
+    pad = settings["crop_padding"]
+    start = time.perf_counter()
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(Xtr.shape[0])
+        for i in range(steps):
+            idx = order[i * bs:(i + 1) * bs]
+            xb = Xtr[idx]
+            if settings["augment"]:
+                flip = torch.rand(len(idx)) < 0.5
+                xb[flip] = xb[flip].flip(3)
+                padded = torch.nn.functional.pad(xb, (pad,) * 4, mode="reflect")
+                ox, oy = torch.randint(0, 2 * pad + 1, (2, len(idx)))
+                xb = torch.stack([padded[j, :, oy[j]:oy[j] + 32, ox[j]:ox[j] + 32] for j in range(len(idx))])
+            opt.zero_grad()
+            loss_fn(net(xb), ytr[idx]).backward()
+            opt.step()
+            sched.step()
+    seconds = time.perf_counter() - start
+    net.eval()
+    with torch.no_grad():
+        pred = net(torch.tensor(data["X_test"])).argmax(1).numpy()
+    return {"test_acc": float(np.mean(pred == data["y_test"])), "seconds": seconds, "epochs_run": epochs}
+
+
+def measure_overhead(settings, data, epochs=2):
+    """Seconds spent in the augmentation and in the update rule, against whole epochs, of the
+    3072-1024-512-10 net."""
+    from nndl import optim
+
+    settings = dict(settings, hidden=[1024, 512], epochs=epochs, lr_schedule=None, patience=None)
+    spent = {"augment": 0.0, "update": 0.0}
+    options = recipes.solver_options(settings, data["X_train"].shape[1:])
+    rule = optim.get_update_rule(options["update_rule"])
+
+    def timed(key, function):
+        def wrapper(*args):
+            start = time.perf_counter()
+            out = function(*args)
+            spent[key] += time.perf_counter() - start
+            return out
+        wrapper.__name__ = getattr(function, "__name__", key)
+        return wrapper
+
+    rng = np.random.default_rng(0)
+    model = recipes.build_model(settings, 3072, 10, rng)
+    options.update(update_rule=timed("update", rule), augment=timed("augment", options["augment"]))
+    solver = Solver(model, {k: data[k] for k in ("X_train", "y_train", "X_val", "y_val")}, verbose=False,
+                    seed=rng, num_val_samples=1, **{**options, "num_train_samples": 1})
+    start = time.perf_counter()
+    solver.train()
+    total = time.perf_counter() - start
+    return {"epochs": epochs, "seconds": total, "augment_seconds": spent["augment"],
+            "update_seconds": spent["update"], "augment_fraction": spent["augment"] / total,
+            "update_fraction": spent["update"] / total,
+            "augment_plus_update_fraction": (spent["augment"] + spent["update"]) / total}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--recipe", action="append", default=[])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--torch", action="store_true")
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in recipes.SETTINGS:
+            parser.error(f"--set: unknown setting {key!r}")
+        changes[key] = json.loads(value)
+    results = {"split": {"train": 5170 - NUM_TEST - NUM_VALIDATION, "val": NUM_VALIDATION, "test": NUM_TEST},
+               "changes": changes, "runs": []}
+    for name in args.recipe:
+        settings = {**recipes.recipe_settings(name), **changes}
+        data = load_split(args.data_dir, settings["standardize"])
+        for impl in ["nndl"] + (["torch"] if args.torch else []):
+            load = os.getloadavg()[0]
+            run = (run_nndl if impl == "nndl" else run_torch)(settings, data, args.seed)
+            run.update(recipe=name, impl=impl, load_before=load, settings=settings)
+            results["runs"].append(run)
+            print(f"{name:>8} {impl:>5}: test acc {run['test_acc']:.4f} in {run['seconds']:.1f} s "
+                  f"({run['epochs_run']} epochs; load {load:.2f})", flush=True)
+    if args.overhead:
+        settings = {**recipes.recipe_settings("cifar10"), **changes}
+        data = load_split(args.data_dir, True)
+        results["overhead"] = o = measure_overhead(settings, data)
+        print(f"overhead (3072-1024-512-10, {o['epochs']} epochs, {o['seconds']:.2f} s): augmentation "
+              f"{100 * o['augment_fraction']:.1f}%, update {100 * o['update_fraction']:.1f}%, together "
+              f"{100 * o['augment_plus_update_fraction']:.1f}% of the epoch")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
