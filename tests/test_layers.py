@@ -529,3 +529,42 @@ def test_label_smoothing_keeps_float32():
     x = np.ones((3, 4), dtype=np.float32)
     _, dx = softmax_loss(x, np.array([0, 1, 2]), smoothing=0.1)
     assert dx.dtype == np.float32
+
+
+# ---------------------------------------------------------------- batchnorm conventions
+
+
+@pytest.mark.parametrize("convention", ["course", "torch"])
+def test_batchnorm_running_averages_follow_their_convention(convention):
+    x = np.array([[1.0], [3.0]])  # batch mean 2, biased variance 1, unbiased 2
+    bn_param = {"mode": "train", "momentum": 0.9, "convention": convention}
+    batchnorm_forward(x, np.ones(1), np.zeros(1), bn_param)
+    np.testing.assert_allclose(bn_param["running_mean"], [0.2])
+    expected = [0.1 * 1.0] if convention == "course" else [0.9 * 1.0 + 0.1 * 2.0]
+    np.testing.assert_allclose(bn_param["running_var"], expected)
+
+
+def test_batchnorm_torch_convention_equals_torch_in_float64():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    batches = [3 + 2 * rng.standard_normal((16, 5)) for _ in range(4)]
+    gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
+    bn = torch.nn.BatchNorm1d(5, momentum=0.1, eps=1e-5).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor(gamma))
+        bn.bias.copy_(torch.tensor(beta))
+    bn_param = {"mode": "train", "momentum": 0.9, "convention": "torch"}
+    for x in batches:
+        out, _ = batchnorm_forward(x, gamma, beta, bn_param)
+        ref = bn.train()(torch.tensor(x))
+        np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bn_param["running_mean"], bn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn_param["running_var"], bn.running_var.numpy(), rtol=1e-12)
+    bn_param["mode"] = "test"
+    out, _ = batchnorm_forward(batches[0], gamma, beta, bn_param)
+    np.testing.assert_allclose(out, bn.eval()(torch.tensor(batches[0])).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_batchnorm_unknown_convention_is_named():
+    with pytest.raises(ValueError, match="bn_param\\['convention'\\] must be 'course' or 'torch', got 'keras'"):
+        batchnorm_forward(np.ones((2, 1)), np.ones(1), np.zeros(1), {"mode": "train", "convention": "keras"})

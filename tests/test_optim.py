@@ -272,3 +272,23 @@ def test_sgdw_equals_torch_sgd_momentum_plus_decoupled_shrink():
 def test_decoupled_decay_is_checked_by_name(rule):
     with pytest.raises(ValueError, match=r"config\['decoupled_weight_decay'\] must be"):
         get_update_rule(rule)(np.ones(3), np.ones(3), {"decoupled_weight_decay": -0.1})
+
+
+def test_momentum_keeps_the_rate_inside_the_velocity_unlike_torch():
+    torch = pytest.importorskip("torch")
+    # Constant rate: the same steps as torch.optim.SGD(momentum). After the rate halves, nndl's
+    # velocity still carries the old rate's steps (documented in sgd_momentum's docstring).
+    g = np.array([1.0])
+    param = torch.tensor([0.0], dtype=torch.float64)
+    opt = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+    config, w = {"learning_rate": 0.1, "momentum": 0.9}, np.array([0.0])
+    for lr in (0.1, 0.1, 0.05):
+        config["learning_rate"] = lr
+        opt.param_groups[0]["lr"] = lr
+        param.grad = torch.tensor(g)
+        opt.step()
+        w, config = sgd_momentum(w, g, config)
+        if lr == 0.1:
+            np.testing.assert_allclose(w, param.numpy(), rtol=1e-15)
+    # torch: v = 1.9 + 1 = 2.71, step 0.05 * 2.71; nndl: v = 0.9 * -0.19 - 0.05.
+    assert w[0] == pytest.approx(-0.1 - 0.19 - 0.221) and param.item() == pytest.approx(-0.1 - 0.19 - 0.1355)

@@ -15,11 +15,14 @@ the target only when complete: a crash mid-write leaves the previous file intact
 A Solver checkpoint (``save_solver_checkpoint``) is a model file plus the training state:
 the epoch, every parameter's optimizer config (arrays as ``optim/...``, scalars such as the
 decayed learning rate in the JSON), the histories, the best parameters so far (``best/<name>``)
-and that epoch's batchnorm averages (``bestbn/<layer>/<key>``),
-and, when the Solver draws from its own ``np.random.Generator``, that generator's state.
+and that epoch's batchnorm averages (``bestbn/<layer>/<key>``), the settings that shape the run
+(batch size, sampling, lr decay and schedule, accuracy samples, patience), and the states of the
+Solver's own ``np.random.Generator`` and of the model's dropout Generator (when they have one).
 ``restore_solver_checkpoint(solver, path)`` (what ``Solver(..., resume_from=path)`` calls) puts
 all of it back, so training resumed from the checkpoint of epoch k continues exactly as the
-uninterrupted run would have (dropout masks aside, which the model draws).
+uninterrupted run would have, dropout masks included when the model draws them from a
+Generator; a Solver whose batch size, sampling, lr decay or schedule differs from the
+checkpoint's is refused by name.
 """
 
 import json
@@ -179,6 +182,56 @@ def load_checkpoint(path):
     return meta, arrays
 
 
+def _rebuild(path, meta):
+    """The model described by ``meta`` (fresh weights), or ``CheckpointError`` naming ``path``."""
+    cls = _MODEL_CLASSES.get(meta.get("model_class"))
+    if cls is None:
+        raise CheckpointError(f"{path}: unknown model class {meta.get('model_class')!r}")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the model file has no 'config' entry describing the model "
+                              f"(got {_short(config)}); it is damaged or was not written by nndl")
+    config = dict(config)
+    if cls is TwoLayerNet:
+        hidden = config.get("hidden_dims")
+        if not isinstance(hidden, list) or len(hidden) != 1:
+            raise CheckpointError(f"{path}: a TwoLayerNet has one hidden layer, but its config says "
+                                  f"hidden_dims={hidden!r}")
+        config["hidden_dims"] = hidden[0]
+    try:
+        # seed=0 avoids touching the global random state; the weights are overwritten below.
+        return cls(**config, seed=0)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
+
+
+def _checked_params(path, arrays, model):
+    """The file's parameters in the model's dtype, after checking that they are exactly the
+    model's (names and shapes), numeric and finite; else ``CheckpointError`` naming the entry."""
+    stored = {k[len("param/"):] for k in arrays if k.startswith("param/")}
+    extra = sorted(stored - set(model.params))
+    if extra:
+        raise CheckpointError(f"{path}: parameter(s) {', '.join(extra)} do not belong to the model its config "
+                              f"describes ({type(model).__name__} with {', '.join(sorted(model.params))})")
+    params = {}
+    for name, current in model.params.items():
+        value = arrays.get(f"param/{name}")
+        if value is None or value.shape != current.shape:
+            raise CheckpointError(f"{path}: parameter {name} is missing or has the wrong shape")
+        params[name] = _finite_numbers(path, f"parameter {name}", value).astype(model.dtype, copy=False)
+    return params
+
+
+def _finite_numbers(path, what, value):
+    """``value`` if it is an array of finite numbers, else ``CheckpointError`` naming ``what``."""
+    if value.dtype.kind not in "fiu":
+        raise CheckpointError(f"{path}: {what} holds {value.dtype} values, not numbers")
+    if not np.isfinite(value).all():
+        raise CheckpointError(f"{path}: {what} holds NaN or inf (the run that saved it diverged, or the "
+                              f"file was changed)")
+    return value
+
+
 def load_model(path, seed=None):
     """Rebuild the model saved at ``path``.
 
@@ -200,26 +253,12 @@ def load_model(path, seed=None):
     """
     seed = check_seed(seed)  # the models' own check: None, an int >= 0 or a Generator
     meta, arrays = load_checkpoint(path)
-    cls = _MODEL_CLASSES.get(meta.get("model_class"))
-    if cls is None:
-        raise CheckpointError(f"{path}: unknown model class {meta.get('model_class')!r}")
-    config = dict(meta["config"])
-    if cls is TwoLayerNet:
-        config["hidden_dims"] = config["hidden_dims"][0]
-    try:
-        # seed=0 avoids touching the global random state; the weights are overwritten below.
-        model = cls(**config, seed=0)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
-    for name in model.params:
-        key = f"param/{name}"
-        if key not in arrays or arrays[key].shape != model.params[name].shape:
-            raise CheckpointError(f"{path}: parameter {name} is missing or has the wrong shape")
-        model.params[name] = arrays[key].astype(model.dtype, copy=False)
+    model = _rebuild(path, meta)
+    model.params.update(_checked_params(path, arrays, model))
     for i, bn_param in enumerate(model.bn_params):
         for key in ("running_mean", "running_var"):
             if f"bn/{i}/{key}" in arrays:
-                bn_param[key] = arrays[f"bn/{i}/{key}"]
+                bn_param[key] = _finite_numbers(path, f"batchnorm {i} {key}", arrays[f"bn/{i}/{key}"])
     if model.dropout_param:
         # The seed=0 above would fix the dropout mask (what gradient checks want); a loaded
         # model trains on with fresh masks.
@@ -228,7 +267,8 @@ def load_model(path, seed=None):
         if seed is not None:
             model.dropout_param["rng"] = (seed if isinstance(seed, np.random.Generator)
                                           else np.random.default_rng(seed))
-    model.preprocessing = {k[4:]: v for k, v in arrays.items() if k.startswith("pre/")}
+    model.preprocessing = {k[4:]: _finite_numbers(path, f"preprocessing {k[4:]}", v)
+                           for k, v in arrays.items() if k.startswith("pre/")}
     model.class_names = meta.get("class_names")
     model.metadata = meta
     return model
@@ -259,17 +299,39 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
     for i, stats in enumerate(solver.best_bn_stats):
         for key, value in stats.items():
             arrays[f"bestbn/{i}/{key}"] = value
-    rng = solver.rng
-    rng_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
     meta = _meta(solver.model, class_names, solver=dict(
         epoch=solver.epoch, update_rule=solver.update_rule_name, optim_scalars=scalars,
         lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
+        sampling=solver.sampling, num_train_samples=solver.num_train_samples,
+        num_val_samples=solver.num_val_samples, patience=solver.patience,
+        model_rng_state=_generator_state(_dropout_generator(solver.model)),
         loss_history=[float(v) for v in solver.loss_history],
         train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
-        best_val_acc=solver.best_val_acc, rng_state=rng_state, lr_schedule=_schedule_spec(solver.lr_schedule)),
+        best_val_acc=solver.best_val_acc, rng_state=_generator_state(solver.rng), lr_schedule=_schedule_spec(solver.lr_schedule)),
         **extra)
     arrays["__nndl__"] = np.array(_dumps(meta))
     _atomic_savez(path, arrays)
+
+
+def _dropout_generator(model):
+    """The Generator the model draws its dropout masks from, or None."""
+    return (getattr(model, "dropout_param", None) or {}).get("rng")
+
+
+def _generator_state(rng):
+    """A private Generator's state (JSON-ready), or None for anything else (the global state)."""
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def _set_generator_state(rng, state):
+    """Put a saved state back into ``rng`` when both are of the same kind of generator."""
+    if (state is not None and isinstance(rng, np.random.Generator)
+            and state.get("bit_generator") == type(rng.bit_generator).__name__):
+        rng.bit_generator.state = state
+
+
+# Settings that change the run: a resume under other values would not continue it.
+_RUN_SETTINGS = ("batch_size", "sampling", "lr_decay")
 
 
 def _schedule_spec(spec):
@@ -328,6 +390,10 @@ def restore_solver_checkpoint(solver, path):
     if state["update_rule"] != solver.update_rule_name:
         raise CheckpointError(f"{path} was trained with update_rule {state['update_rule']!r}; "
                               f"the Solver uses {solver.update_rule_name!r}")
+    for key in _RUN_SETTINGS:
+        if key in state and state[key] != getattr(solver, key):
+            raise CheckpointError(f"{path} was trained with {key} {state[key]!r}; the Solver uses "
+                                  f"{getattr(solver, key)!r} (resume with the checkpoint's value)")
     if state.get("lr_schedule") != _schedule_spec(solver.lr_schedule):
         raise CheckpointError(f"{path} was trained with lr_schedule {state.get('lr_schedule')!r}; "
                               f"the Solver uses {_schedule_spec(solver.lr_schedule)!r}")
@@ -382,8 +448,7 @@ def restore_solver_checkpoint(solver, path):
         setattr(solver, key, values)
     solver.best_params = best_params
     solver.best_bn_stats = [best_bn[i] for i in sorted(best_bn)]
-    rng_state = state.get("rng_state")
-    if (rng_state is not None and isinstance(solver.rng, np.random.Generator)
-            and rng_state.get("bit_generator") == type(solver.rng.bit_generator).__name__):
-        solver.rng.bit_generator.state = rng_state
+    _set_generator_state(solver.rng, state.get("rng_state"))
+    # The dropout masks' generator too, so that a resumed run with dropout equals the whole one.
+    _set_generator_state(_dropout_generator(model), state.get("model_rng_state"))
     return solver

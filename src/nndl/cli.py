@@ -34,6 +34,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -412,6 +413,7 @@ class _Checkpointer:
 
     def __init__(self, directory, then, replace_later=False, **metadata):
         os.makedirs(directory, exist_ok=True)
+        _remove_stale_temporaries(directory)
         self.directory, self.then, self.metadata = directory, then, metadata
         self.replace_later = replace_later  # --force: an earlier run's checkpoints go, see below
 
@@ -471,15 +473,76 @@ def _remove_empty_dirs(paths):
             pass  # missing or not empty
 
 
+def _epoch_files(directory):
+    """``{k: path}`` of the ``epoch_<k>.npz`` files in ``directory`` (none if it is missing)."""
+    found = {}
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            stem, ext = os.path.splitext(name)
+            if ext == ".npz" and stem.startswith("epoch_") and stem[6:].isdigit():
+                found[int(stem[6:])] = os.path.join(directory, name)
+    return found
+
+
+def _is_nndl_checkpoint(path):
+    """True when ``path`` is a Solver checkpoint nndl wrote (format and training state)."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        meta, _ = load_checkpoint(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta.get("solver"), dict)
+
+
+def _check_checkpoint_names(directory, epochs):
+    """Refuse a run that would overwrite a file nndl did not write at one of its checkpoint names."""
+    for k, path in sorted(_epoch_files(directory).items()):
+        if k <= epochs and not _is_nndl_checkpoint(path):
+            raise UserError(f"{path} is not an nndl checkpoint, and this run would write its epoch {k} there; "
+                            f"move it away or choose another --out")
+
+
 def _remove_stale_checkpoints(directory, after_epoch):
-    """Delete ``epoch_<k>.npz`` for k > ``after_epoch``: with ``--force``, an earlier run's
-    checkpoints must not sit beside this run's as if they continued it."""
+    """Delete the earlier run's ``epoch_<k>.npz`` for k > ``after_epoch``: with ``--force`` they
+    must not sit beside this run's as if they continued it. Only nndl checkpoints are removed;
+    any other file of that name is left, with a note."""
+    for k, path in sorted(_epoch_files(directory).items()):
+        if k > after_epoch:
+            if _is_nndl_checkpoint(path):
+                os.remove(path)
+            else:
+                print(f"note: left {path} in place: it is not an nndl checkpoint", file=sys.stderr)
+
+
+# write_atomically's names: mkstemp's prefix, eight random characters, a suffix ending in .tmp.
+_TEMPORARY = re.compile(r"\.nndl-[a-z0-9_]{8}(\.[a-z]+)?\.tmp")
+
+
+def _remove_stale_temporaries(directory):
+    """Remove the temporary files of ``write_atomically`` that a killed run left in ``directory``
+    (only names of nndl's own pattern, ``.nndl-XXXXXXXX.tmp``; nothing else is touched)."""
     if not os.path.isdir(directory):
         return
-    for name in os.listdir(directory):
-        stem, ext = os.path.splitext(name)
-        if ext == ".npz" and stem.startswith("epoch_") and stem[6:].isdigit() and int(stem[6:]) > after_epoch:
-            os.remove(os.path.join(directory, name))
+    stale = [name for name in os.listdir(directory) if _TEMPORARY.fullmatch(name)]
+    for name in stale:
+        os.remove(os.path.join(directory, name))
+    if stale:
+        print(f"note: removed {len(stale)} temporary file(s) an interrupted run left in {directory}", file=sys.stderr)
+
+
+def _restore_settings(args, settings, saved):
+    """Take every setting the checkpoint recorded (``saved``) that no flag gives; a flag that
+    differs from the checkpoint gets a note (the Solver refuses the ones that would change the
+    run: batch size, sampling, lr decay)."""
+    for key, value in saved.items():
+        if key not in settings or key in ("epochs", "learning_rate"):
+            continue  # --epochs is the new total; the learning rate is the optimizer's state
+        given = getattr(args, key, None)
+        if given is None:
+            settings[key] = value
+        elif given != value and key not in ("batch_size", "sampling", "lr_decay"):  # those the Solver refuses
+            print(f"note: --{key.replace('_', '-')} {given} differs from the checkpoint's {value}", file=sys.stderr)
 
 
 def _train(args, settings, out):
@@ -494,9 +557,7 @@ def _train(args, settings, out):
         settings.update({k: v for k, v in resumed.config().items() if k in settings})
         settings["hidden"] = resumed.hidden_dims
         saved = resumed.metadata.get("solver") or {}
-        for key in ("update_rule", "lr_decay", "batch_size"):
-            if getattr(args, key) is None and key in saved:
-                settings[key] = saved[key]
+        _restore_settings(args, settings, {**(resumed.metadata.get("settings") or {}), **saved})
         # The checkpoint's schedule (the Solver refuses a resume under another one).
         settings["lr_schedule"] = saved.get("lr_schedule")
         # The optimizer state, decayed learning rate included, comes from the checkpoint.
@@ -544,8 +605,9 @@ def _train(args, settings, out):
     reporter = _EpochReporter(epochs, not args.quiet, solver)
     solver.epoch_callback = reporter
     if args.checkpoints:
+        _check_checkpoint_names(os.path.join(out, "checkpoints"), epochs)
         solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter, replace_later=args.force,
-                                              preprocessing=preprocessing,
+                                              preprocessing=preprocessing, settings=settings,
                                               class_names=data["class_names"], dataset=source)
     start = time.perf_counter()
     epochs_before = solver.epoch  # a resumed run starts at its checkpoint's epoch

@@ -120,6 +120,23 @@ def _unpickle(filename):
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
+def _batch_labels(filename, labels):
+    """A batch's labels as int64, refusing text and fractions by name (``np.asarray(..., int64)``
+    would truncate 1.5 to 1 silently)."""
+    try:
+        values = np.asarray(labels)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{filename}: 'labels' must be a list of class numbers ({exc})") from None
+    if values.size and values.dtype.kind not in "iuf":
+        raise ValueError(f"{filename}: 'labels' must be class numbers 0-9, got {values.dtype} values "
+                         f"such as {values.flat[0]!r}")
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise ValueError(f"{filename}: 'labels' must be whole class numbers 0-9, got {values[bad].flat[0]!r}")
+    return values.astype(np.int64)
+
+
 def load_CIFAR_batch(filename, dtype=np.float64):
     """Load one CIFAR-10 batch file.
 
@@ -140,10 +157,14 @@ def load_CIFAR_batch(filename, dtype=np.float64):
     if "data" not in d or "labels" not in d:
         raise ValueError(f"{filename} is not a CIFAR-10 batch file: it has no 'data'/'labels' entries")
     data = d["data"]
-    labels = np.asarray(d["labels"], dtype=np.int64)
+    labels = _batch_labels(filename, d["labels"])
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", None)
         raise ValueError(f"{filename}: 'data' must be an array of shape (N, 3072), got {shape}")
+    if data.dtype.kind not in "fiu":
+        raise ValueError(f"{filename}: 'data' must hold pixel values (numbers), got {data.dtype} values")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ValueError(f"{filename}: 'data' holds NaN or inf pixel values")
     if labels.shape != (data.shape[0],):
         raise ValueError(f"{filename}: {labels.shape[0]} labels for {data.shape[0]} images")
     if labels.size and (labels.min() < 0 or labels.max() > 9):

@@ -208,8 +208,17 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         Scale and shift.
     bn_param : dict
         ``mode`` ('train' or 'test', required), ``eps`` (default 1e-5), ``momentum``
-        (default 0.9), and ``running_mean`` / ``running_var`` of shape (D,), created as zeros
-        on first use and updated in training as ``momentum * running + (1 - momentum) * batch``.
+        (default 0.9), and ``running_mean`` / ``running_var`` of shape (D,), created on first
+        use and updated in training as ``momentum * running + (1 - momentum) * batch``.
+        ``convention`` chooses how (it matters only for the running variance):
+
+        - ``'course'`` (default, the course's): the batch variance is the biased one (divided
+          by N, as the normalisation itself uses) and both running averages start at 0;
+        - ``'torch'`` (``torch.nn.BatchNorm1d``): the running variance takes the unbiased batch
+          variance (divided by N - 1) and starts at 1. PyTorch's ``momentum`` weighs the new
+          batch, so its 0.1 is nndl's ``momentum`` 0.9.
+
+        Training-mode outputs and gradients are the same under both; test-mode outputs differ.
 
     Returns
     -------
@@ -224,21 +233,28 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     # Python floats: a NumPy float64 eps (np.logspace, a search) would upcast float32 layers.
     eps = float(bn_param.get("eps", 1e-5))
     momentum = float(bn_param.get("momentum", 0.9))
+    convention = bn_param.get("convention", "course")
+    if convention not in ("course", "torch"):
+        raise ValueError(f"bn_param['convention'] must be 'course' or 'torch', got {convention!r}")
     D = x.shape[1]
     running_mean = bn_param.get("running_mean")
     if running_mean is None:
         running_mean = bn_param["running_mean"] = np.zeros(D, dtype=x.dtype)
     running_var = bn_param.get("running_var")
     if running_var is None:
-        running_var = bn_param["running_var"] = np.zeros(D, dtype=x.dtype)
+        start = np.ones if convention == "torch" else np.zeros
+        running_var = bn_param["running_var"] = start(D, dtype=x.dtype)
 
     if mode == "train":
         xhat, inv_std, mu, var = _normalize(x, 0, eps)
+        batch_var = var[0]
+        if convention == "torch" and x.shape[0] > 1:
+            batch_var = batch_var * (x.shape[0] / (x.shape[0] - 1))  # unbiased, as torch keeps it
         # In place, so every holder of bn_param (the model, a checkpoint) sees the update.
         running_mean *= momentum
         running_mean += (1 - momentum) * mu[0]
         running_var *= momentum
-        running_var += (1 - momentum) * var[0]
+        running_var += (1 - momentum) * batch_var
         out = xhat * gamma + beta
         return out, (xhat, gamma, inv_std)
     xhat = (x - running_mean) / np.sqrt(running_var + eps)

@@ -167,6 +167,11 @@ def _sgd_kernel(w, dw, *, tmp, lr, wd):
 def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * g; w += v`` with ``g = dw + weight_decay * w``.
 
+    The learning rate sits inside the velocity (the course's form). ``torch.optim.SGD`` keeps
+    ``v = momentum * v + g`` and steps ``w -= lr * v``: the same while the learning rate is
+    constant, but when it changes (``lr_decay``, a schedule) nndl's velocity still carries
+    steps taken at the old rate, and PyTorch's rescales them at once to the new one.
+
     w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """
     config = _common(config, _MOMENTUM_SPEC, w, dw)
@@ -191,6 +196,8 @@ def sgd_nesterov_momentum(w, dw, config=None):
 
     ``v_new = momentum * v - lr * g`` and ``w += v_new + momentum * (v_new - v)``, i.e.
     ``w += (1 + momentum) * v_new - momentum * v``, with ``g = dw + weight_decay * w``.
+    The learning rate sits inside the velocity, as in ``sgd_momentum`` (see there how that
+    differs from PyTorch when the rate changes).
 
     w, dw: ndarrays of one shape (w is updated in place); config: dict or None -> (w, config).
     """

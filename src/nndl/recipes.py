@@ -44,7 +44,7 @@ SETTINGS = {
     "learning_rate": "base learning rate",
     "weight_decay": "decoupled weight decay of adamw/sgdw",
     "lr_decay": "learning-rate factor per epoch (1 with a schedule)",
-    "lr_schedule": "None, 'cosine' or 'onecycle' (nndl.schedules)",
+    "lr_schedule": "None, 'cosine' or 'onecycle' (or a full spec dict of nndl.schedules)",
     "warmup_epochs": "linear warmup of the cosine schedule, in epochs",
     "epochs": "number of epochs",
     "batch_size": "examples per step",
@@ -123,7 +123,7 @@ def solver_options(settings, image_shape=None):
     schedule = settings["lr_schedule"]
     if schedule == "cosine":
         schedule = {"name": "cosine", "warmup_epochs": settings["warmup_epochs"]}
-    elif settings["warmup_epochs"] and schedule is not None:
+    elif settings["warmup_epochs"] and isinstance(schedule, str):
         raise ValueError(f"warmup_epochs applies to lr_schedule 'cosine', not {schedule!r}")
     augment = None
     if settings["augment"] is not None:

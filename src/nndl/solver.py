@@ -83,7 +83,9 @@ class Solver:
     optim_config : dict
         Hyperparameters for the update rule (``learning_rate``, ...), copied per parameter.
     lr_decay : float in (0, 1]
-        Learning-rate multiplier applied after each epoch.
+        Learning-rate multiplier applied after each epoch. With ``sgd_momentum`` or
+        ``sgd_nesterov_momentum`` the rate lives inside the velocity (the course's rules), so a
+        decayed run differs from ``torch.optim.SGD`` with a scheduler (see ``nndl.optim``).
     batch_size : int
     num_epochs : int
     num_train_samples : int or None
