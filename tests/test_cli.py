@@ -83,7 +83,7 @@ def test_train_in_process_small_run_prints_accuracies_and_progress(tmp_path, cap
     assert status == 0
     assert accuracy_line(out, "validation") and accuracy_line(out)
     assert "FullyConnectedNet(hidden_dims=[32, 16]" in out and "normalization='batchnorm'" in out
-    assert "training" in err and "val_acc" in err  # the tqdm bar, on stderr
+    assert re.search(r"^epoch 2/2 loss .* val_acc ", err, re.M)  # progress on stderr: plain lines off a terminal
     model = load_model(tmp_path / "model.npz")
     assert model.hidden_dims == [32, 16] and model.dropout == 0.1
     assert model.metadata["training"]["update_rule"] == "sgd_momentum"
@@ -540,3 +540,37 @@ def test_digits_with_the_modern_options_trains_and_evaluates(tmp_path, capsys):
     status, out, _ = run(["evaluate", tmp_path / "model.npz"], capsys)
     assert status == 0 and accuracy_line(out).group(1) == test.group(1)
     assert float(test.group(1)) > 0.6  # chance is 0.1; mirrored digits make it harder than plain training
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal_and_log_json_records_epochs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nndl", "train", "--epochs", "3", "--out", str(tmp_path / "o"),
+                             "--log-json", str(tmp_path / "log.jsonl")], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["0/3", "1/3", "2/3", "3/3"]
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert set(records[-1]) == {"epoch", "loss", "train_acc", "val_acc", "learning_rate", "seconds"}
+    history = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert [r["val_acc"] for r in records] == history["val_acc_history"]
+
+
+def test_progress_bar_only_on_a_terminal():
+    pytest.importorskip("tqdm")
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Stub:
+        epoch, loss_history, train_acc_history, val_acc_history, optim_configs = 1, [1.0], [0.5], [0.5], {}
+
+    for stream, bar in ((Terminal(), True), (io.StringIO(), False)):
+        reporter = cli._EpochReporter(2, True, Stub(), stream=stream)
+        reporter(Stub())
+        reporter.close()
+        assert ("\r" in stream.getvalue()) is bar
+        assert ("epoch 1/2" in stream.getvalue()) is not bar

@@ -336,7 +336,10 @@ def add_train_arguments(parser):
     out.add_argument("--resume", metavar="CHECKPOINT",
                      help="continue a run from a checkpoint written with --checkpoints (architecture, "
                           "optimizer state and epoch come from it; --epochs is the new total)")
-    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-epoch lines")
+    out.add_argument("--log-json", metavar="FILE",
+                     help="append one JSON line per epoch (epoch, loss, train_acc, val_acc, learning_rate, "
+                          "seconds) to FILE")
     return parser
 
 
@@ -376,35 +379,62 @@ def _train_settings(args):
 
 
 class _EpochReporter:
-    """Solver ``epoch_callback``: a tqdm bar of epochs (or plain lines without tqdm)."""
+    """Solver ``epoch_callback``: progress after each epoch.
 
-    def __init__(self, total, enabled, solver):
+    A tqdm bar when stderr is a terminal (and tqdm is installed); otherwise one plain line per
+    epoch, so a log redirected to a file or a pipe holds no carriage-return clutter. With
+    ``log_json``, one JSON object per epoch (epoch, loss, accuracies, learning rate, seconds)
+    is also appended to that file and flushed, for other tools to follow.
+    """
+
+    def __init__(self, total, enabled, solver, log_json=None, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
         self.bar, self.enabled = None, enabled
-        if enabled:
+        if enabled and _is_terminal(self.stream):
             try:
                 from tqdm import tqdm
             except ImportError:  # tqdm comes with the `cli` extra; fall back to one line per epoch
                 pass
             else:
                 self.bar = tqdm(total=total, initial=min(solver.epoch, total), desc="training", unit="epoch",
-                                file=sys.stderr, dynamic_ncols=True)
+                                file=self.stream, dynamic_ncols=True)
         self.total, self.seen_iterations = total, len(solver.loss_history)
+        self.log = open(log_json, "a") if log_json is not None else None
+        self.start = time.perf_counter()
 
     def __call__(self, solver):
         recent = solver.loss_history[self.seen_iterations:] or solver.loss_history[-1:]
         self.seen_iterations = len(solver.loss_history)
-        stats = {"loss": f"{np.mean(recent):.4f}" if recent else "-",
-                 "train_acc": f"{solver.train_acc_history[-1]:.3f}", "val_acc": f"{solver.val_acc_history[-1]:.3f}"}
+        loss = float(np.mean(recent)) if recent else None
+        train_acc, val_acc = solver.train_acc_history[-1], solver.val_acc_history[-1]
+        stats = {"loss": "-" if loss is None else f"{loss:.4f}", "train_acc": f"{train_acc:.3f}",
+                 "val_acc": f"{val_acc:.3f}"}
         if self.bar is not None:
             self.bar.set_postfix(stats, refresh=False)
             self.bar.update(solver.epoch - self.bar.n)
         elif self.enabled:
             print(f"epoch {solver.epoch}/{self.total} " + " ".join(f"{k} {v}" for k, v in stats.items()),
-                  file=sys.stderr, flush=True)
+                  file=self.stream, flush=True)
+        if self.log is not None:
+            config = next(iter(solver.optim_configs.values()), {})
+            record = {"epoch": solver.epoch, "loss": loss, "train_acc": train_acc, "val_acc": val_acc,
+                      "learning_rate": config.get("learning_rate"),
+                      "seconds": round(time.perf_counter() - self.start, 3)}
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
 
 
 class _Checkpointer:
@@ -602,7 +632,7 @@ def _train(args, settings, out):
     if args.resume is not None:
         print(f"resuming at epoch {solver.epoch} of {epochs} from {args.resume}")
     # Made after the Solver so that a resumed run's bar starts at the checkpoint's epoch.
-    reporter = _EpochReporter(epochs, not args.quiet, solver)
+    reporter = _EpochReporter(epochs, not args.quiet, solver, log_json=args.log_json)
     solver.epoch_callback = reporter
     if args.checkpoints:
         _check_checkpoint_names(os.path.join(out, "checkpoints"), epochs)
