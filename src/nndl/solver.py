@@ -117,6 +117,10 @@ class Solver:
         with 'name' and options), applied per iteration; needs ``lr_decay=1``.
     patience : int or None
         Early stopping: stop after this many epochs without a better validation accuracy.
+    keep_best : bool
+        True (the course's way): ``train`` ends by putting the best validation epoch's
+        parameters into the model. False keeps the last epoch's (``best_params`` is still
+        recorded; ``restore_best()`` puts it in).
     """
 
     DEFAULTS = {
@@ -137,6 +141,7 @@ class Solver:
         "augment": None,
         "lr_schedule": None,
         "patience": None,
+        "keep_best": True,
     }
 
     def __init__(self, model, data, **kwargs):
@@ -248,6 +253,10 @@ class Solver:
             if "learning_rate" not in self.optim_config and self.update_rule_name not in optim.DEFAULT_LEARNING_RATES:
                 raise ValueError("lr_schedule needs optim_config['learning_rate'] for an update rule of your own")
         self.patience = _optional_positive_int("patience", options["patience"])
+        keep_best = options["keep_best"]
+        if not isinstance(keep_best, (bool, np.bool_)):
+            raise TypeError(f"keep_best must be True or False, got {keep_best!r}")
+        self.keep_best = bool(keep_best)
         self.stopped_epoch = None
 
     def _make_schedule(self, iterations_per_epoch):
@@ -441,7 +450,8 @@ class Solver:
                         print(f"(Epoch {self.epoch} / {self.num_epochs}) stopping early: no better validation "
                               f"accuracy for {self.patience} epochs")
                     break
-        self.restore_best()
+        if self.keep_best:
+            self.restore_best()
         return self
 
     def _out_of_patience(self):
