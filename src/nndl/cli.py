@@ -14,6 +14,7 @@ Subcommands
                    history (JSON) and PNG plots to ``--out``
     ``evaluate``   a saved model's accuracy and confusion matrix on its dataset's test split
     ``gradcheck``  numeric gradient check of every layer, sandwich and model
+    ``predict``    a saved model's classes and probabilities for new data, by ``nndl.predict``
     ``search``     hyperparameter search, provided by ``nndl.search``
 
 Adding a subcommand: a module provides ``add_<name>_arguments(parser)`` (adds its options to
@@ -53,6 +54,7 @@ COMMANDS = {
     "train": ("nndl.cli", "train a classifier and save the model, its history and plots"),
     "evaluate": ("nndl.cli", "print a saved model's test accuracy and confusion matrix"),
     "gradcheck": ("nndl.cli", "numeric gradient check of every layer and model"),
+    "predict": ("nndl.predict", "apply a saved model to .npy/.npz arrays or image files"),
     "search": ("nndl.search", "hyperparameter search with Optuna (needs the `search` extra)"),
 }
 """Subcommand name -> (module providing it, one-line help)."""
