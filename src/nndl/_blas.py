@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from . import _env
 from ._parallel import elementwise
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -105,7 +106,7 @@ def _functions():
 
 def available():
     """True when ``gemm_tn_update`` calls NumPy's BLAS directly (not the NumPy fallback)."""
-    return os.environ.get("NNDL_BLAS", "").lower() != "numpy" and bool(_functions())
+    return _env.get("NNDL_BLAS").lower() != "numpy" and bool(_functions())
 
 
 def _call(function, a, b, c, alpha, beta):

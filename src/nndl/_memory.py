@@ -14,7 +14,8 @@ disable it.
 
 import ctypes
 import ctypes.util
-import os
+
+from . import _env
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -34,7 +35,7 @@ def keep_freed_memory():
     global _done
     if _done:
         return True
-    if os.environ.get("NNDL_KEEP_MEMORY", "1") == "0":
+    if _env.get("NNDL_KEEP_MEMORY") == "0":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import _env
+
 # 64Ki float32 elements = 256 KiB per array: a kernel's few blocks plus its two scratch
 # blocks fit in a 1 MiB L2 cache, and a block is long enough that NumPy's per-call overhead
 # (about a microsecond) is small next to the work. Measured on Adam for a 3072-1024-512-10
@@ -47,9 +49,7 @@ _local = threading.local()
 
 def num_threads():
     """Threads for elementwise kernels: ``$NNDL_NUM_THREADS``, default 1."""
-    value = os.environ.get("NNDL_NUM_THREADS")
-    if not value:
-        return 1
+    value = _env.get("NNDL_NUM_THREADS")
     try:
         threads = int(value)
     except ValueError:

@@ -7,8 +7,10 @@ every step (labels in the losses, the activation name of a hidden block) are O(1
 over a batch's labels, never over the activations.
 """
 
+import argparse
 import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -186,3 +188,98 @@ def check_seed(seed):
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
         return int(seed)
     raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {_short(seed)}")
+
+
+# --------------------------------------------------------------------------- parameter domains
+#
+# The domain of every numeric setting a user can give, declared once: the Solver, the update
+# rules, the command line's argparse types and the search space all check against this table,
+# so a domain cannot drift between them. Each caller words its own message ("must be",
+# "expected"), and the interval text comes from here.
+
+@dataclass(frozen=True)
+class Domain:
+    """Numbers of ``kind`` (int or float) between ``low`` and ``high``; an end is included
+    unless it is open. Infinite ends mean no bound; NaN and inf are never inside."""
+
+    kind: type
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+        if self.kind is int and value != int(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    @property
+    def interval(self):
+        """'> 0', '>= 1', 'in (0, 1]', ...: the domain for a message."""
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
+
+    @property
+    def expected(self):
+        """'a number in [0, 1)', 'a positive integer', 'an integer >= 0': the command line's words."""
+        if self.kind is int:
+            return "a positive integer" if (self.low, self.low_open) == (1, False) else f"an integer {self.interval}"
+        return f"a number {self.interval}"
+
+    def argument_type(self):
+        """An argparse ``type`` that parses text of this domain (errors: 'expected ..., got ...')."""
+        def parse(text):
+            try:
+                value = self.kind(text)
+            except ValueError:
+                value = None
+            if value is None or value not in self:
+                raise argparse.ArgumentTypeError(f"expected {self.expected}, got {text!r}")
+            return value
+
+        return parse
+
+
+POSITIVE_INT = Domain(int, 1)
+NONNEGATIVE_INT = Domain(int, 0)
+POSITIVE = Domain(float, 0, low_open=True)
+NONNEGATIVE = Domain(float, 0)
+PROBABILITY = Domain(float, 0, 1, high_open=True)
+DECAY = Domain(float, 0, 1, low_open=True)
+
+DOMAINS = {
+    "learning_rate": POSITIVE,
+    "reg": NONNEGATIVE,
+    "weight_decay": NONNEGATIVE,
+    "weight_scale": POSITIVE,
+    "dropout": PROBABILITY,
+    "label_smoothing": PROBABILITY,
+    "lr_decay": DECAY,
+    "warmup_epochs": NONNEGATIVE,
+    "hidden_size": POSITIVE_INT,
+    "num_layers": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "epochs": POSITIVE_INT,
+    "patience": POSITIVE_INT,
+    "num_train_samples": POSITIVE_INT,
+    "num_validation": POSITIVE_INT,
+    "num_test": NONNEGATIVE_INT,
+    "crop_padding": NONNEGATIVE_INT,
+    "seed": NONNEGATIVE_INT,
+}
+"""The domain of each named setting (the names of ``nndl.recipes.SETTINGS`` and the search space)."""
+
+
+def check_domain(name, value, domain=None):
+    """Return ``value`` (as ``domain.kind``) if it lies in ``domain`` (default: ``DOMAINS[name]``),
+    else raise ``ValueError`` ('<name> must be a number in (0, 1], got 1.5')."""
+    domain = DOMAINS[name] if domain is None else domain
+    if value not in domain:
+        raise ValueError(f"{name} must be {'an int' if domain.kind is int else 'a number'} {domain.interval}, "
+                         f"got {_short(value)}")
+    return domain.kind(value)

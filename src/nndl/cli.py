@@ -43,6 +43,8 @@ import time
 import numpy as np
 
 from ._files import missing_paths, write_atomically
+from ._validation import DECAY, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY
+from .data_utils import DIGITS_SPLIT_SEED
 # The settings of each recipe, and which recipe each dataset trains by default, live in the
 # library (nndl.recipes), so that the benchmarks and the estimator train them the same way.
 from .recipes import DATASET_RECIPES, DATASETS, RECIPES, TRAIN_DEFAULTS, build_model, recipe_settings, solver_options
@@ -61,8 +63,6 @@ COMMANDS = {
 
 OUTPUT_FILES = ("model.npz", "history.json", "loss.png", "accuracy.png", "weights.png")
 
-DIGITS_SPLIT_SEED = 0  # fixed, so every run (and `nndl evaluate`) sees the same test digits
-
 
 class UserError(Exception):
     """A problem with the user's input that the command reports in one line."""
@@ -78,7 +78,8 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- argument types
 
 def _number(kind, test, expected):
-    """An argparse ``type`` that converts with ``kind`` and accepts values passing ``test``."""
+    """An argparse ``type`` that converts with ``kind`` and accepts values passing ``test``
+    (for a domain outside ``nndl._validation.DOMAINS``)."""
     def parse(text):
         try:
             value = kind(text)
@@ -91,12 +92,13 @@ def _number(kind, test, expected):
     return parse
 
 
-_positive_int = _number(int, lambda v: v > 0, "a positive integer")
-_nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: np.isfinite(v) and v > 0, "a number > 0")
-_nonneg_float = _number(float, lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
-_probability = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-_decay = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+# The domains are declared once, in nndl._validation, for the library and the command alike.
+_positive_int = POSITIVE_INT.argument_type()
+_nonneg_int = NONNEGATIVE_INT.argument_type()
+_positive_float = POSITIVE.argument_type()
+_nonneg_float = NONNEGATIVE.argument_type()
+_probability = PROBABILITY.argument_type()
+_decay = DECAY.argument_type()
 
 
 def _md5(text):

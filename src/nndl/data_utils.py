@@ -40,6 +40,7 @@ import zlib
 
 import numpy as np
 
+from . import _env
 from ._validation import check_seed, parse_dtype
 
 try:
@@ -68,12 +69,13 @@ DIGITS_CLASSES = tuple(str(d) for d in range(10))
 _DIGITS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets", "digits.npz")
 _DIGITS_SHAPE = (1797, 8, 8)
 NUM_DIGITS = _DIGITS_SHAPE[0]
+DIGITS_SPLIT_SEED = 0  # the digits split of nndl train and search: fixed, so nndl evaluate sees the same test digits
 """Examples in the built-in digits dataset."""
 
 
 def default_data_dir():
     """Where datasets live: ``$NNDL_DATA_DIR`` if set, else ``~/.cache/nndl``."""
-    return os.environ.get("NNDL_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nndl")
+    return _env.get("NNDL_DATA_DIR")
 
 
 # The only globals an official CIFAR-10 batch pickle refers to (how NumPy pickles an ndarray),

@@ -62,9 +62,14 @@ import numpy as np
 
 from . import optim
 from ._files import write_atomically
-from .cli import DIGITS_SPLIT_SEED  # the digits split of nndl train
+from ._validation import DOMAINS, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT
+from .data_utils import DIGITS_SPLIT_SEED  # the digits split of nndl train
 from .recipes import TRAIN_DEFAULTS
-from .cli import _nonneg_int, _positive_float, _positive_int  # the same checks as nndl train
+
+# The command line's number types: the domains of nndl._validation, as nndl train's.
+_nonneg_int = NONNEGATIVE_INT.argument_type()
+_positive_float = POSITIVE.argument_type()
+_positive_int = POSITIVE_INT.argument_type()
 
 __all__ = [
     "HYPERPARAMETERS", "DEFAULT_SPACE", "Range", "Choices", "Fixed", "SearchError",
@@ -110,17 +115,22 @@ def _check_rule(v):
     return None if v in optim.UPDATE_RULES else "not a known update rule"
 
 
+def _in(name):
+    """The check of a numeric hyperparameter: its domain in ``nndl._validation.DOMAINS``."""
+    return lambda v: None if v in DOMAINS[name] else ""
+
+
 HYPERPARAMETERS = {
-    "learning_rate": _Hyperparameter(float, lambda v: None if v > 0 else "", "a number > 0", True),
-    "reg": _Hyperparameter(float, lambda v: None if v >= 0 else "", "a number >= 0", True),
-    "num_layers": _Hyperparameter(int, lambda v: None if v >= 1 else "", "an int >= 1 (hidden layers)", True),
-    "hidden_size": _Hyperparameter(int, lambda v: None if v >= 1 else "", "an int >= 1", True),
-    "dropout": _Hyperparameter(float, lambda v: None if 0 <= v < 1 else "", "a number in [0, 1)", True),
+    "learning_rate": _Hyperparameter(float, _in("learning_rate"), "a number " + DOMAINS["learning_rate"].interval, True),
+    "reg": _Hyperparameter(float, _in("reg"), "a number " + DOMAINS["reg"].interval, True),
+    "num_layers": _Hyperparameter(int, _in("num_layers"), "an int >= 1 (hidden layers)", True),
+    "hidden_size": _Hyperparameter(int, _in("hidden_size"), "an int " + DOMAINS["hidden_size"].interval, True),
+    "dropout": _Hyperparameter(float, _in("dropout"), "a number " + DOMAINS["dropout"].interval, True),
     "use_batchnorm": _Hyperparameter(bool, lambda v: None, "true or false", False),
-    "batch_size": _Hyperparameter(int, lambda v: None if v >= 1 else "", "an int >= 1", True),
+    "batch_size": _Hyperparameter(int, _in("batch_size"), "an int " + DOMAINS["batch_size"].interval, True),
     "update_rule": _Hyperparameter(str, _check_rule, "one of " + ", ".join(optim.UPDATE_RULES), False),
-    "lr_decay": _Hyperparameter(float, lambda v: None if 0 < v <= 1 else "", "a number in (0, 1]", True),
-    "weight_scale": _Hyperparameter(float, lambda v: None if v > 0 else "", "a number > 0", True),
+    "lr_decay": _Hyperparameter(float, _in("lr_decay"), "a number " + DOMAINS["lr_decay"].interval, True),
+    "weight_scale": _Hyperparameter(float, _in("weight_scale"), "a number " + DOMAINS["weight_scale"].interval, True),
 }
 
 

@@ -61,6 +61,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int
         Capped at the number of training examples.
     label_smoothing : float in [0, 1)
+        0.1 by default: on the built-in digits it scored higher than no smoothing over five
+        seeds (``benchmarks/bench_sklearn.py``); 0 gives the plain cross-entropy.
     early_stopping : bool
     validation_fraction : float in (0, 1)
     patience : int
@@ -76,7 +78,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", normalization=None, dropout=0.0,
                  alpha=0.0, init="he", weight_scale=1e-2, update_rule="adamw", learning_rate=1e-3,
-                 weight_decay=0.0, lr_schedule=None, max_epochs=100, batch_size=64, label_smoothing=0.0,
+                 weight_decay=0.0, lr_schedule=None, max_epochs=100, batch_size=64, label_smoothing=0.1,
                  early_stopping=False, validation_fraction=0.1, patience=10, image_shape=None, augment=None,
                  crop_padding=4, dtype="float32", random_state=None, verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes

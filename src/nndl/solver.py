@@ -59,8 +59,8 @@ from . import optim
 from ._memory import keep_freed_memory
 from .schedules import make_schedule
 from ._validation import (
-    check_array, check_choice, check_features, check_labels, check_nonneg_float, check_positive_float,
-    check_positive_int, check_seed,
+    check_array, check_choice, check_domain, check_features, check_labels, check_nonneg_float,
+    check_positive_float, check_positive_int, check_seed,
 )
 
 __all__ = ["Solver", "REQUIRED_DATA"]
@@ -189,11 +189,7 @@ class Solver:
         # that form their gradients (FullyConnectedNet.loss's sgd_steps).
         self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
                                  and _accepts_keyword(model.loss, "sgd_steps"))
-        lr_decay = options["lr_decay"]
-        if (isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real)
-                or not 0 < lr_decay <= 1):
-            raise ValueError(f"lr_decay must be a number in (0, 1], got {lr_decay!r}")
-        self.lr_decay = float(lr_decay)
+        self.lr_decay = check_domain("lr_decay", options["lr_decay"])
         self.batch_size = check_positive_int("batch_size", options["batch_size"])
         self.num_epochs = check_positive_int("num_epochs", options["num_epochs"])
         self.num_train_samples = _optional_positive_int("num_train_samples", options["num_train_samples"])
