@@ -490,3 +490,67 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="was trained with lr_schedule .*'cosine'.*; the Solver uses None"):
         Solver(small_model(), blobs(), num_epochs=2, batch_size=100, verbose=False, seed=0,
                resume_from=tmp_path / "ck_epoch_1.npz")
+
+
+def _state_run(**extra):
+    """A solver with batchnorm, dropout, Adam, a schedule and private generators."""
+    model = FullyConnectedNet([20, 20], input_dim=10, num_classes=3, weight_scale=0.1, normalization="batchnorm",
+                              dropout=0.2, seed=np.random.default_rng(1))
+    options = dict(update_rule="adam", optim_config={"learning_rate": 1e-2}, lr_schedule="cosine", num_epochs=4,
+                   batch_size=50, sampling="permutation", verbose=False, seed=np.random.default_rng(2))
+    return Solver(model, blobs(), **{**options, **extra})
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupted_run(epochs):
+    """A 4-epoch run stopped (as by an interrupt) after ``epochs`` epochs."""
+    def stop(solver):
+        if solver.epoch == epochs:
+            raise _Stop
+
+    solver = _state_run(epoch_callback=stop)
+    with pytest.raises(_Stop):
+        solver.train()
+    return solver
+
+
+def test_load_state_of_a_state_dict_continues_the_run_bit_for_bit():
+    import copy
+    import json
+
+    whole = _state_run().train()
+    state = copy.deepcopy(_interrupted_run(2).state_dict())
+    arrays = ("optim_configs", "params", "bn_stats", "best_params", "best_bn_stats")
+    json.dumps({k: v for k, v in state.items() if k not in arrays})  # the rest is JSON-ready
+    resumed = _state_run()
+    resumed.load_state(state)
+    assert resumed.epoch == 2 and resumed.num_epochs == 4
+    resumed.train()
+    assert resumed.loss_history == whole.loss_history
+    assert resumed.val_acc_history == whole.val_acc_history
+    for name in whole.model.params:
+        np.testing.assert_array_equal(resumed.model.params[name], whole.model.params[name])
+    np.testing.assert_array_equal(resumed.model.bn_params[0]["running_var"], whole.model.bn_params[0]["running_var"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(batch_size=25), "my run was trained with batch_size 25; the Solver uses 50"),
+    (lambda s: s.update(update_rule="sgd"), "my run was trained with update_rule 'sgd'; the Solver uses 'adam'"),
+    (lambda s: s.update(lr_schedule=None), "my run was trained with lr_schedule None"),
+    (lambda s: s["params"].update(W1=np.zeros((3, 3))), r"my run: parameter\(s\) W1 missing from the model or of"),
+    (lambda s: s["best_params"].pop("W2"), r"my run: parameter\(s\) best-epoch set"),
+    (lambda s: s.update(epoch=9), "num_epochs must be at least the 9 epochs my run has already done"),
+])
+def test_load_state_refuses_a_state_that_does_not_fit_and_changes_nothing(change, message):
+    state = _interrupted_run(1).state_dict()
+    change(state)
+    solver = _state_run()
+    before = {k: v.copy() for k, v in solver.model.params.items()}
+    with pytest.raises(ValueError, match=message):
+        solver.load_state(state, source="my run")
+    assert solver.epoch == 0 and solver.loss_history == []
+    for name, value in before.items():
+        np.testing.assert_array_equal(solver.model.params[name], value)

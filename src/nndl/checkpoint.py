@@ -12,13 +12,15 @@ the target only when complete: a crash mid-write leaves the previous file intact
 
 ``load_model(path)`` rebuilds a model whose predictions equal the saved one's exactly.
 
-A Solver checkpoint (``save_solver_checkpoint``) is a model file plus the training state:
-the epoch, every parameter's optimizer config (arrays as ``optim/...``, scalars such as the
+A Solver checkpoint (``save_solver_checkpoint``) is a model file plus the training state of
+``Solver.state_dict()`` (the Solver owns what its state is and checks it in
+``Solver.load_state``; this module only lays it out in the file): the epoch, every parameter's optimizer config (arrays as ``optim/...``, scalars such as the
 decayed learning rate in the JSON), the histories, the best parameters so far (``best/<name>``)
 and that epoch's batchnorm averages (``bestbn/<layer>/<key>``), the settings that shape the run
 (batch size, sampling, lr decay and schedule, accuracy samples, patience), and the states of the
 Solver's own ``np.random.Generator`` and of the model's dropout Generator (when they have one).
-``restore_solver_checkpoint(solver, path)`` (what ``Solver(..., resume_from=path)`` calls) puts
+``restore_solver_checkpoint(solver, path)`` (what ``Solver(..., resume_from=path)`` calls)
+checks the file's model against the Solver's and hands the state to ``load_state``, which puts
 all of it back, so training resumed from the checkpoint of epoch k continues exactly as the
 uninterrupted run would have, dropout masks included when the model draws them from a
 Generator; a Solver whose batch size, sampling, lr decay or schedule differs from the
@@ -284,64 +286,26 @@ def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, *
     preprocessing, class_names, **extra
         As for ``save_model``, so that the checkpoint is also a complete model file.
     """
-    arrays = _model_arrays(solver.model, preprocessing)
+    state = solver.state_dict()
+    arrays = _model_arrays(solver.model, preprocessing)  # the model's params and batchnorm averages
     scalars = {}
-    for name, config in solver.optim_configs.items():
+    for name, config in state.pop("optim_configs").items():
         scalars[name] = {}
         for key, value in config.items():
             if isinstance(value, np.ndarray):
                 arrays[f"optim/{name}/{key}"] = value
             else:
                 scalars[name][key] = value
-    for name, value in solver.best_params.items():
+    for name, value in state.pop("best_params").items():
         arrays[f"best/{name}"] = value
     # The best epoch's batchnorm averages go with its parameters (Solver.train restores both).
-    for i, stats in enumerate(solver.best_bn_stats):
+    for i, stats in enumerate(state.pop("best_bn_stats")):
         for key, value in stats.items():
             arrays[f"bestbn/{i}/{key}"] = value
-    meta = _meta(solver.model, class_names, solver=dict(
-        epoch=solver.epoch, update_rule=solver.update_rule_name, optim_scalars=scalars,
-        lr_decay=solver.lr_decay, batch_size=solver.batch_size, num_epochs=solver.num_epochs,
-        sampling=solver.sampling, num_train_samples=solver.num_train_samples,
-        num_val_samples=solver.num_val_samples, patience=solver.patience,
-        model_rng_state=_generator_state(_dropout_generator(solver.model)),
-        loss_history=[float(v) for v in solver.loss_history],
-        train_acc_history=solver.train_acc_history, val_acc_history=solver.val_acc_history,
-        best_val_acc=solver.best_val_acc, rng_state=_generator_state(solver.rng), lr_schedule=_schedule_spec(solver.lr_schedule)),
-        **extra)
+    del state["params"], state["bn_stats"]  # stored above, as in a model file
+    meta = _meta(solver.model, class_names, solver=dict(state, optim_scalars=scalars), **extra)
     arrays["__nndl__"] = np.array(_dumps(meta))
     _atomic_savez(path, arrays)
-
-
-def _dropout_generator(model):
-    """The Generator the model draws its dropout masks from, or None."""
-    return (getattr(model, "dropout_param", None) or {}).get("rng")
-
-
-def _generator_state(rng):
-    """A private Generator's state (JSON-ready), or None for anything else (the global state)."""
-    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
-
-
-def _set_generator_state(rng, state):
-    """Put a saved state back into ``rng`` when both are of the same kind of generator."""
-    if (state is not None and isinstance(rng, np.random.Generator)
-            and state.get("bit_generator") == type(rng.bit_generator).__name__):
-        rng.bit_generator.state = state
-
-
-# Settings that change the run: a resume under other values would not continue it.
-_RUN_SETTINGS = ("batch_size", "sampling", "lr_decay")
-
-
-def _schedule_spec(spec):
-    """A Solver's ``lr_schedule`` as its full JSON spec (defaults filled in), or None."""
-    if spec is None:
-        return None
-    from .schedules import make_schedule
-
-    # The run's length does not enter the spec; any consistent one will do to fill the defaults.
-    return make_schedule(spec, 10**9, 1).spec
 
 
 def restore_solver_checkpoint(solver, path):
@@ -387,68 +351,40 @@ def restore_solver_checkpoint(solver, path):
                                   + "; the Solver's model has "
                                   + ", ".join(f"{k}={here.get(k)!r}" for k in differ))
         raise CheckpointError(f"{path} was saved from {saved}; the Solver's model is {current}")
-    if state["update_rule"] != solver.update_rule_name:
-        raise CheckpointError(f"{path} was trained with update_rule {state['update_rule']!r}; "
-                              f"the Solver uses {solver.update_rule_name!r}")
-    for key in _RUN_SETTINGS:
-        if key in state and state[key] != getattr(solver, key):
-            raise CheckpointError(f"{path} was trained with {key} {state[key]!r}; the Solver uses "
-                                  f"{getattr(solver, key)!r} (resume with the checkpoint's value)")
-    if state.get("lr_schedule") != _schedule_spec(solver.lr_schedule):
-        raise CheckpointError(f"{path} was trained with lr_schedule {state.get('lr_schedule')!r}; "
-                              f"the Solver uses {_schedule_spec(solver.lr_schedule)!r}")
+    return solver.load_state(_file_state(path, state, arrays, model), source=path, error=CheckpointError)
 
-    # Everything is read before anything is changed, so a damaged file leaves the solver as it was.
+
+def _file_state(path, state, arrays, model):
+    """The ``Solver.state_dict()`` stored in a checkpoint's metadata ``state`` and ``arrays``."""
     try:
-        params = {name: arrays[f"param/{name}"].astype(model.dtype, copy=False) for name in model.params}
         configs = {}
-        for name in model.params:
-            configs[name] = dict(state["optim_scalars"][name])
+        for name in model.params:  # a parameter without its optimizer state is a damaged file
             prefix = f"optim/{name}/"
-            configs[name].update({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-        history = {key: list(state[key]) for key in ("loss_history", "train_acc_history", "val_acc_history")}
-        epoch, best_val_acc = int(state["epoch"]), float(state["best_val_acc"])
-        best_params = {k[5:]: v.astype(model.dtype, copy=False) for k, v in arrays.items() if k.startswith("best/")}
-        best_bn = {}
-        for k, v in arrays.items():
-            if k.startswith("bestbn/"):
-                _, i, key = k.split("/", 2)
-                best_bn.setdefault(int(i), {})[key] = v.astype(model.dtype, copy=False)
-    except (KeyError, TypeError, ValueError) as exc:
+            configs[name] = {**state["optim_scalars"][name],
+                             **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}}
+        params = {name: arrays[f"param/{name}"] for name in model.params}
+        bn = _indexed(arrays, "bn/")
+        best_params = {k[len("best/"):]: v for k, v in arrays.items() if k.startswith("best/")}
+        best_bn = _indexed(arrays, "bestbn/")
+        fields = {key: state[key] for key in ("update_rule", "epoch", "best_val_acc", "loss_history",
+                                             "train_acc_history", "val_acc_history")}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: the training state is incomplete or damaged ({type(exc).__name__}: "
                               f"{exc})") from None
-    wrong = [n for n in params if params[n].shape != model.params[n].shape]
-    if best_params and set(best_params) != set(model.params):
-        wrong.append(f"best-epoch set {sorted(best_params)} (the model has {sorted(model.params)})")
-    wrong += [f"best {n}" for n, v in best_params.items() if n in model.params and v.shape != model.params[n].shape]
-    # The best epoch's batchnorm averages: one entry per batchnorm layer (they are restored by
-    # position), each of its layer's width.
     num_bn = len(getattr(model, "bn_params", []))
     if best_bn and sorted(best_bn) != list(range(num_bn)):
-        wrong.append(f"best batchnorm layers {sorted(best_bn)} (the model has {num_bn})")
-    for i, stats in best_bn.items():
-        gamma = model.params.get(f"gamma{i + 1}")
-        for key, value in stats.items():
-            if gamma is None or key not in ("running_mean", "running_var") or value.shape != gamma.shape:
-                wrong.append(f"best batchnorm {i}/{key}")
-    if wrong:
-        raise CheckpointError(f"{path}: parameter(s) {', '.join(wrong)} missing from the model or of the wrong shape")
-    if epoch > solver.num_epochs:
-        # train() would do nothing and report the checkpoint as the finished run.
-        raise ValueError(f"num_epochs must be at least the {epoch} epochs {path} has already done "
-                         f"(it counts them), got {solver.num_epochs}")
-    model.params.update(params)
-    for i, bn_param in enumerate(getattr(model, "bn_params", [])):
-        for key in ("running_mean", "running_var"):
-            if f"bn/{i}/{key}" in arrays:
-                bn_param[key] = arrays[f"bn/{i}/{key}"].astype(model.dtype)
-    solver.optim_configs = configs
-    solver.epoch, solver.best_val_acc = epoch, best_val_acc
-    for key, values in history.items():
-        setattr(solver, key, values)
-    solver.best_params = best_params
-    solver.best_bn_stats = [best_bn[i] for i in sorted(best_bn)]
-    _set_generator_state(solver.rng, state.get("rng_state"))
-    # The dropout masks' generator too, so that a resumed run with dropout equals the whole one.
-    _set_generator_state(_dropout_generator(model), state.get("model_rng_state"))
-    return solver
+        raise CheckpointError(f"{path}: parameter(s) best batchnorm layers {sorted(best_bn)} (the model has "
+                              f"{num_bn}) missing from the model or of the wrong shape")
+    others = {k: v for k, v in state.items() if k not in fields and k != "optim_scalars"}
+    return dict(others, **fields, optim_configs=configs, params=params, bn_stats=[bn[i] for i in sorted(bn)],
+                best_params=best_params, best_bn_stats=[best_bn[i] for i in sorted(best_bn)])
+
+
+def _indexed(arrays, prefix):
+    """``{i: {key: array}}`` of the arrays named ``<prefix><i>/<key>``."""
+    out = {}
+    for k, v in arrays.items():
+        if k.startswith(prefix):
+            i, key = k[len(prefix):].split("/", 1)
+            out.setdefault(int(i), {})[key] = v
+    return out

@@ -155,40 +155,7 @@ class Solver:
         options = {**self.DEFAULTS, **kwargs}
 
         self.model = model
-        self.update_rule = optim.get_update_rule(options["update_rule"])
-        self.update_rule_name = getattr(self.update_rule, "__name__", str(options["update_rule"]))
-        optim_config = options["optim_config"] or {}
-        if not isinstance(optim_config, dict):
-            raise TypeError(f"optim_config must be a dict, got {optim_config!r}")
-        self.optim_config = dict(optim_config)
-        known = optim.CONFIG_KEYS.get(self.update_rule_name)
-        if self.update_rule in optim.UPDATE_RULES.values() and known is not None:
-            unknown = sorted(set(self.optim_config) - set(known))
-            if unknown:
-                raise ValueError(f"optim_config has unknown key(s) {', '.join(map(repr, unknown))} for "
-                                 f"update_rule {self.update_rule_name!r}; its keys are {', '.join(known)}")
-        self._base_weight_decay = check_nonneg_float(
-            "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
-        if "learning_rate" in self.optim_config:
-            check_nonneg_float("optim_config['learning_rate']", self.optim_config["learning_rate"])
-        # The other hyperparameters of nndl's rules, checked here rather than failing (or
-        # diverging) at the first step.
-        for key in ("momentum", "decay_rate", "beta1", "beta2"):
-            value = self.optim_config.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                      or not 0 <= value < 1):
-                raise ValueError(f"optim_config['{key}'] must be a number in [0, 1), got {value!r}")
-        if self.optim_config.get("epsilon") is not None:
-            check_positive_float("optim_config['epsilon']", self.optim_config["epsilon"])
-        # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
-        # gradients and nndl's own update rule adds it as weight_decay, in the same pass over
-        # memory as the update. A rule of the caller's own may not know weight_decay.
-        self._l2_in_update = (self.update_rule in optim.UPDATE_RULES.values()
-                              and hasattr(model, "penalized_params"))
-        # Faster still for plain SGD: the model takes the weights' steps inside the products
-        # that form their gradients (FullyConnectedNet.loss's sgd_steps).
-        self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
-                                 and _accepts_keyword(model.loss, "sgd_steps"))
+        self._set_update_rule(options["update_rule"], options["optim_config"])
         self.lr_decay = check_domain("lr_decay", options["lr_decay"])
         self.batch_size = check_positive_int("batch_size", options["batch_size"])
         self.num_epochs = check_positive_int("num_epochs", options["num_epochs"])
@@ -215,14 +182,7 @@ class Solver:
         if self.epoch_callback is not None and not callable(self.epoch_callback):
             # Refused now, not after the first epoch's training.
             raise TypeError(f"epoch_callback must be a function of the Solver or None, got {self.epoch_callback!r}")
-        seed = check_seed(options["seed"])
-        if seed is None:
-            self.rng = np.random.mtrand._rand  # the global RandomState behind np.random.*
-        elif isinstance(seed, np.random.Generator):
-            self.rng = seed
-        else:
-            self.rng = np.random.default_rng(seed)
-
+        self.rng = _generator(options["seed"])
         self._set_training_options(options)
         dropout_param = getattr(model, "dropout_param", None)
         if isinstance(dropout_param, dict) and dropout_param.get("p", 0) > 0 and "seed" in dropout_param:
@@ -235,6 +195,43 @@ class Solver:
         self._make_schedule(max(self.X_train.shape[0] // self.batch_size, 1))
         if options["resume_from"] is not None:
             self.resume(options["resume_from"])
+
+    def _set_update_rule(self, update_rule, optim_config):
+        """Check and keep the update rule and its hyperparameters (before any training)."""
+        self.update_rule = optim.get_update_rule(update_rule)
+        self.update_rule_name = getattr(self.update_rule, "__name__", str(update_rule))
+        optim_config = optim_config or {}
+        if not isinstance(optim_config, dict):
+            raise TypeError(f"optim_config must be a dict, got {optim_config!r}")
+        self.optim_config = dict(optim_config)
+        known = optim.CONFIG_KEYS.get(self.update_rule_name)
+        if self.update_rule in optim.UPDATE_RULES.values() and known is not None:
+            unknown = sorted(set(self.optim_config) - set(known))
+            if unknown:
+                raise ValueError(f"optim_config has unknown key(s) {', '.join(map(repr, unknown))} for "
+                                 f"update_rule {self.update_rule_name!r}; its keys are {', '.join(known)}")
+        self._base_weight_decay = check_nonneg_float(
+            "optim_config['weight_decay']", self.optim_config.get("weight_decay", 0.0))
+        if "learning_rate" in self.optim_config:
+            check_nonneg_float("optim_config['learning_rate']", self.optim_config["learning_rate"])
+        # The other hyperparameters of nndl's rules, checked here rather than failing (or
+        # diverging) at the first step.
+        for key in ("momentum", "decay_rate", "beta1", "beta2"):
+            value = self.optim_config.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not 0 <= value < 1):
+                raise ValueError(f"optim_config['{key}'] must be a number in [0, 1), got {value!r}")
+        if self.optim_config.get("epsilon") is not None:
+            check_positive_float("optim_config['epsilon']", self.optim_config["epsilon"])
+        # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
+        # gradients and nndl's own update rule adds it as weight_decay, in the same pass over
+        # memory as the update. A rule of the caller's own may not know weight_decay.
+        self._l2_in_update = (self.update_rule in optim.UPDATE_RULES.values()
+                              and hasattr(self.model, "penalized_params"))
+        # Faster still for plain SGD: the model takes the weights' steps inside the products
+        # that form their gradients (FullyConnectedNet.loss's sgd_steps).
+        self._sgd_in_backward = (self._l2_in_update and self.update_rule is optim.sgd
+                                 and _accepts_keyword(self.model.loss, "sgd_steps"))
 
     def _set_training_options(self, options):
         """Check and keep ``augment``, ``lr_schedule`` and ``patience``."""
@@ -471,6 +468,79 @@ class Solver:
         for bn_param, saved in zip(getattr(self.model, "bn_params", []), self.best_bn_stats):
             bn_param.update({k: v.copy() for k, v in saved.items()})
 
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self):
+        """The training state: what ``load_state`` needs to continue this run as if unbroken.
+
+        Returns
+        -------
+        dict
+            The run's settings (``update_rule``, ``lr_decay``, ``batch_size``, ``num_epochs``,
+            ``sampling``, ``num_train_samples``, ``num_val_samples``, ``patience``,
+            ``lr_schedule`` as its full spec), its progress (``epoch``, ``best_val_acc``,
+            ``loss_history``, ``train_acc_history``, ``val_acc_history``, and the states of the
+            batch generator ``rng_state`` and the dropout generator ``model_rng_state``, None
+            when they draw from NumPy's global state), all JSON-ready; and arrays:
+            ``optim_configs`` ({param: {key: scalar or array}}), the model's ``params`` and
+            ``bn_stats`` (batchnorm running averages, one dict per layer), ``best_params`` and
+            ``best_bn_stats``. The arrays are the Solver's and the model's own, not copies.
+        """
+        model = self.model
+        return dict(
+            update_rule=self.update_rule_name, lr_decay=self.lr_decay, batch_size=self.batch_size,
+            num_epochs=self.num_epochs, sampling=self.sampling, num_train_samples=self.num_train_samples,
+            num_val_samples=self.num_val_samples, patience=self.patience, lr_schedule=schedule_spec(self.lr_schedule),
+            epoch=self.epoch, best_val_acc=self.best_val_acc, loss_history=[float(v) for v in self.loss_history],
+            train_acc_history=list(self.train_acc_history), val_acc_history=list(self.val_acc_history),
+            rng_state=_generator_state(self.rng), model_rng_state=_generator_state(_dropout_generator(model)),
+            optim_configs=self.optim_configs, params=dict(model.params), bn_stats=_bn_stats(model),
+            best_params=self.best_params, best_bn_stats=self.best_bn_stats)
+
+    def load_state(self, state, source="the state", error=ValueError):
+        """Continue from ``state`` (a ``state_dict()``, of this Solver's model and settings).
+
+        Everything is checked before anything changes: the update rule, the settings that
+        shape the run (batch size, sampling, lr decay, schedule) and every array's name and
+        shape must match this Solver and its model, else ``error`` (``ValueError`` or a subclass,
+        such as ``CheckpointError``) names ``source`` (e.g. the checkpoint's path) and what
+        differs; a ``num_epochs`` smaller than the state's epoch is a ``ValueError``. The model,
+        the optimizer state, the epoch, the histories, the best epoch and the generators'
+        states are then replaced; ``num_epochs`` stays this Solver's (the total to train to).
+        Returns ``self``.
+        """
+        model = self.model
+        if state["update_rule"] != self.update_rule_name:
+            raise error(f"{source} was trained with update_rule {state['update_rule']!r}; "
+                        f"the Solver uses {self.update_rule_name!r}")
+        for key in RUN_SETTINGS:
+            if key in state and state[key] != getattr(self, key):
+                raise error(f"{source} was trained with {key} {state[key]!r}; the Solver uses "
+                            f"{getattr(self, key)!r} (resume with the checkpoint's value)")
+        if state.get("lr_schedule") != schedule_spec(self.lr_schedule):
+            raise error(f"{source} was trained with lr_schedule {state.get('lr_schedule')!r}; "
+                        f"the Solver uses {schedule_spec(self.lr_schedule)!r}")
+        _check_state_arrays(model, state, source, error)
+        epoch = int(state["epoch"])
+        if epoch > self.num_epochs:
+            # train() would do nothing and report the checkpoint as the finished run.
+            raise ValueError(f"num_epochs must be at least the {epoch} epochs {source} has already done "
+                             f"(it counts them), got {self.num_epochs}")
+        dtype = getattr(model, "dtype", None)
+        model.params.update({k: np.asarray(v, dtype) for k, v in state["params"].items()})
+        for bn_param, stats in zip(getattr(model, "bn_params", []), state.get("bn_stats") or []):
+            bn_param.update({k: np.asarray(v, dtype) for k, v in stats.items()})
+        self.optim_configs = {name: dict(config) for name, config in state["optim_configs"].items()}
+        self.epoch, self.best_val_acc = epoch, float(state["best_val_acc"])
+        for key in ("loss_history", "train_acc_history", "val_acc_history"):
+            setattr(self, key, list(state[key]))
+        self.best_params = {k: np.asarray(v, dtype) for k, v in state["best_params"].items()}
+        self.best_bn_stats = [{k: np.asarray(v, dtype) for k, v in stats.items()} for stats in state["best_bn_stats"]]
+        _set_generator_state(self.rng, state.get("rng_state"))
+        # The dropout masks' generator too, so that a resumed run with dropout equals the whole one.
+        _set_generator_state(_dropout_generator(model), state.get("model_rng_state"))
+        return self
+
     def save_checkpoint(self, path):
         """Save model, optimizer state and histories so that training can resume."""
         from .checkpoint import save_solver_checkpoint  # checkpoint imports fc_net; import late
@@ -482,12 +552,80 @@ class Solver:
 
         Restores the model's parameters, the optimizer state (including the decayed learning
         rate), the epoch, the histories, the best parameters and, for a Solver with its own
-        ``seed``, the batch-sampling generator; see ``nndl.checkpoint.restore_solver_checkpoint``.
-        Returns ``self``.
+        ``seed``, the batch-sampling generator (``load_state`` of the file's state; see
+        ``nndl.checkpoint.restore_solver_checkpoint``). Returns ``self``.
         """
         from .checkpoint import restore_solver_checkpoint
 
         return restore_solver_checkpoint(self, path)
+
+
+# Settings that change the run: a resume under other values would not continue it.
+RUN_SETTINGS = ("batch_size", "sampling", "lr_decay")
+
+
+def schedule_spec(spec):
+    """A Solver's ``lr_schedule`` as its full JSON spec (defaults filled in), or None."""
+    if spec is None:
+        return None
+    # The run's length does not enter the spec; any consistent one will do to fill the defaults.
+    return make_schedule(spec, 10**9, 1).spec
+
+
+def _bn_stats(model):
+    """The batchnorm running averages of ``model``, one dict of arrays per layer."""
+    return [{k: v for k, v in p.items() if k in ("running_mean", "running_var") and isinstance(v, np.ndarray)}
+            for p in getattr(model, "bn_params", [])]
+
+
+def _check_state_arrays(model, state, source, error):
+    """``error`` unless the arrays of ``state`` fit ``model`` (names, shapes, batchnorm layers)."""
+    params, best_params, best_bn = state["params"], state["best_params"], state["best_bn_stats"]
+    wrong = [n for n in model.params if n not in params or np.shape(params[n]) != model.params[n].shape]
+    if set(state["optim_configs"]) != set(model.params):
+        wrong.append(f"optimizer state {sorted(state['optim_configs'])}")
+    if best_params and set(best_params) != set(model.params):
+        wrong.append(f"best-epoch set {sorted(best_params)} (the model has {sorted(model.params)})")
+    wrong += [f"best {n}" for n, v in best_params.items() if n in model.params and np.shape(v) != model.params[n].shape]
+    # The best epoch's batchnorm averages: one entry per batchnorm layer (restored by position),
+    # each of its layer's width.
+    num_bn = len(getattr(model, "bn_params", []))
+    if best_bn and len(best_bn) != num_bn:
+        wrong.append(f"best batchnorm layers {list(range(len(best_bn)))} (the model has {num_bn})")
+    for i, stats in enumerate(best_bn):
+        gamma = model.params.get(f"gamma{i + 1}")
+        for key, value in stats.items():
+            if gamma is None or key not in ("running_mean", "running_var") or np.shape(value) != gamma.shape:
+                wrong.append(f"best batchnorm {i}/{key}")
+    if wrong:
+        raise error(f"{source}: parameter(s) {', '.join(wrong)} missing from the model or of the wrong shape")
+
+
+def _dropout_generator(model):
+    """The Generator the model draws its dropout masks from, or None."""
+    return (getattr(model, "dropout_param", None) or {}).get("rng")
+
+
+def _generator_state(rng):
+    """A private Generator's state (JSON-ready), or None for anything else (the global state)."""
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+
+
+def _set_generator_state(rng, state):
+    """Put a saved state back into ``rng`` when both are of the same kind of generator."""
+    if (state is not None and isinstance(rng, np.random.Generator)
+            and state.get("bit_generator") == type(rng.bit_generator).__name__):
+        rng.bit_generator.state = state
+
+
+def _generator(seed):
+    """The batch sampler's generator for ``seed`` (None: NumPy's global RandomState, as the course)."""
+    seed = check_seed(seed)
+    if seed is None:
+        return np.random.mtrand._rand  # the global RandomState behind np.random.*
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
 
 
 def _accepts_keyword(function, name):
