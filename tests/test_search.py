@@ -260,12 +260,12 @@ def test_a_search_stopped_while_writing_results_resumes_with_the_same_command(tm
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(S, "_plot", interrupted)
+    monkeypatch.setattr(S.results, "_plot", interrupted)
     with pytest.raises(KeyboardInterrupt):
         S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), storage=storage,
                  retrain=False, verbose=False)
     assert sorted(os.listdir(out)) == ["summary.json", "trials.csv"]
-    monkeypatch.setattr(S, "_plot", plot)
+    monkeypatch.setattr(S.results, "_plot", plot)
     result = S.search(small_space(learning_rate="1e-3"), trials=1, epochs=1, out=str(out), storage=storage,
                       retrain=False, verbose=False)
     assert result.complete and json.loads((out / "summary.json").read_text())["complete"] is True
@@ -307,7 +307,7 @@ def test_a_run_that_cannot_load_its_data_writes_nothing_to_a_shared_journal(tmp_
     def broken(*args, **kwargs):
         raise S.SearchError("this machine's copy of the data is broken")
 
-    monkeypatch.setattr(S, "load_dataset", broken)
+    monkeypatch.setattr(S.runner, "load_dataset", broken)
     # A new study beside the existing one: the data is loaded before the study is created,
     # so the journal is untouched.
     with pytest.raises(S.SearchError, match="broken"):
