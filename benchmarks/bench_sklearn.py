@@ -45,7 +45,9 @@ def cifar_split(data_dir):
     from nndl.data_utils import load_CIFAR10
 
     X, y, _, _ = load_CIFAR10(data_dir, dtype=np.float32, require_test=False)
-    X = X.reshape(len(y), -1) / np.float32(255)
+    # load_CIFAR10 gives (N, 32, 32, 3); the estimators get rows in (3, 32, 32) order, the
+    # image_shape nndl's augmentation is told.
+    X = X.transpose(0, 3, 1, 2).reshape(len(y), -1) / np.float32(255)
     return X[:-NUM_CIFAR_TEST], y[:-NUM_CIFAR_TEST], X[-NUM_CIFAR_TEST:], y[-NUM_CIFAR_TEST:]
 
 

@@ -574,3 +574,25 @@ def test_progress_bar_only_on_a_terminal():
         reporter.close()
         assert ("\r" in stream.getvalue()) is bar
         assert ("epoch 1/2" in stream.getvalue()) is not bar
+
+
+def test_every_subcommand_shares_one_error_and_exit_policy(monkeypatch, capsys):
+    import nndl.search
+    from nndl import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def refused(args):
+        raise ValueError("the value\nis bad")
+
+    monkeypatch.setattr(nndl.search, "run_search_command", interrupted)
+    monkeypatch.setattr(cli, "run_train_command", refused)
+    assert nndl.search.main(["--trials", "1"]) == 130  # python -m nndl.search
+    assert capsys.readouterr().err == "nndl search: interrupted; run the same command again to resume\n"
+    assert cli.main(["search", "--trials", "1"]) == 130
+    assert capsys.readouterr().err == "nndl: interrupted; run the same command again to resume\n"
+    assert cli.main(["train"]) == 1
+    assert capsys.readouterr().err == "nndl: error: the value is bad\n"
+    assert cli.main(["--trials", "0"], command="search") == 2
+    assert capsys.readouterr().err.startswith("nndl search: error: argument --trials")

@@ -841,7 +841,9 @@ def build_parser():
                 continue
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         getattr(module, f"add_{name}_arguments")(sub)
-        sub.set_defaults(handler=getattr(module, f"run_{name}_command"))
+        # A command may say what to do after an interrupt (search: run it again to resume).
+        sub.set_defaults(handler=getattr(module, f"run_{name}_command"),
+                         interrupt_hint=getattr(module, "INTERRUPT_HINT", None))
         commands[name] = sub
     return parser
 
@@ -849,9 +851,20 @@ def build_parser():
 _USER_ERRORS = (UserError, ValueError, TypeError, OSError, FloatingPointError, ImportError)
 
 
-def main(argv=None):
-    """Run the ``nndl`` command; returns the exit status (see the module docstring)."""
+def main(argv=None, command=None):
+    """Run the ``nndl`` command; returns the exit status (see the module docstring).
+
+    ``command`` runs one subcommand on its own, as ``python -m nndl.search`` does
+    (``main(argv, command="search")``): ``argv`` are then its arguments, and its messages say
+    ``nndl search: error: ...``. Every subcommand shares this one error and exit policy.
+    """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prefix = "nndl"
+    if command is not None:
+        if command not in parser.commands:
+            raise ValueError(f"command must be one of {', '.join(parser.commands)}, got {command!r}")
+        argv, prefix = [command, *argv], f"nndl {command}"
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
@@ -861,6 +874,11 @@ def main(argv=None):
             parser.error("the following arguments are required: COMMAND")
     except SystemExit as exc:  # --help, --version and usage errors: return the status, for main(argv) callers
         return exc.code if isinstance(exc.code, int) else 1
+    return _run(args, prefix)
+
+
+def _run(args, prefix):
+    """Run the parsed subcommand under the one error policy; returns the exit status."""
     try:
         status = args.handler(args)
         sys.stdout.flush()  # a reader that went away shows up here, where it can still be handled
@@ -870,13 +888,14 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("nndl: interrupted", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"{prefix}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
     except _USER_ERRORS as exc:
         if args.traceback:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message
-        print(f"nndl: error: {message}", file=sys.stderr)
+        print(f"{prefix}: error: {message}", file=sys.stderr)
         return 1
     return int(status or 0)
 

@@ -38,7 +38,7 @@ package for its options, starts without it.
 
 # Besides __all__, the module constants and the private names the tests use (the old single
 # module's names, so that nndl.search.X keeps working).
-from .command import add_search_arguments, main, run_search_command
+from .command import INTERRUPT_HINT, add_search_arguments, main, run_search_command
 from .config import DATASETS, PRUNERS, SAMPLERS, load_config  # noqa: F401
 from .results import RESULT_FILES, SearchResult, _plot, write_results  # noqa: F401
 from .runner import search

@@ -12,7 +12,6 @@ command) prints as one line with exit status 1. Options override the ``[search]`
 """
 
 import argparse
-import sys
 
 from .._validation import NONNEGATIVE_INT, POSITIVE, POSITIVE_INT
 from .config import _SETTINGS, DATASETS, PRUNERS, SAMPLERS, load_config
@@ -21,6 +20,9 @@ from .runner import search
 from .space import DEFAULT_SPACE, HYPERPARAMETERS, SearchError, parse_spec
 from .storage import DEFAULT_OUT, JOURNAL_NAME
 from .study import DEFAULT_STUDY
+
+INTERRUPT_HINT = "run the same command again to resume"
+"""What ``nndl search`` prints after an interrupt (read by ``nndl.cli``)."""
 
 
 # The command line's number types: the domains of nndl._validation, as nndl train's.
@@ -115,21 +117,8 @@ def run_search_command(args):
 
 
 def main(argv=None):
-    """``python -m nndl.search``: the ``nndl search`` command on its own."""
-    from ..cli import _Parser  # imported here: nndl.cli imports this package
+    """``python -m nndl.search``: the ``nndl search`` command on its own, under the ``nndl``
+    command's one error and exit policy (``nndl.cli.main``)."""
+    from ..cli import main as nndl_main  # imported here: nndl.cli imports this package
 
-    # Exit statuses as the nndl command's: 2 for a usage error (one line), 1 for a user error.
-    parser = _Parser(prog="nndl search", description="Hyperparameter search with Optuna.")
-    add_search_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    try:
-        return run_search_command(args)
-    except (SearchError, ValueError, TypeError, OSError) as exc:
-        print(f"nndl search: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("nndl search: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    return nndl_main(argv, command="search")
