@@ -44,6 +44,8 @@ import numpy as np
 
 from ._files import missing_paths, write_atomically
 from ._validation import DECAY, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBABILITY
+# One loader for every command: data by name with its DatasetSource (nndl.data).
+from .data import DatasetSource, cifar10_dir as _cifar_dir, load_dataset
 from .data_utils import DIGITS_SPLIT_SEED
 # The settings of each recipe, and which recipe each dataset trains by default, live in the
 # library (nndl.recipes), so that the benchmarks and the estimator train them the same way.
@@ -118,12 +120,6 @@ def _defaults_help(key):
 
 # --------------------------------------------------------------------------- shared helpers
 
-def _cifar_dir(data_dir):
-    from .data_utils import CIFAR10_DIRNAME, default_data_dir
-
-    return os.fspath(data_dir) if data_dir else os.path.join(default_data_dir(), CIFAR10_DIRNAME)
-
-
 def _download(directory, url, md5, progress):
     """Make sure ``directory`` holds CIFAR-10, fetching the archive if it does not."""
     from .data_utils import CIFAR10_FILES, download_cifar10
@@ -137,58 +133,6 @@ def _download(directory, url, md5, progress):
     parent, name = os.path.split(os.path.abspath(directory))
     print(f"downloading CIFAR-10 from {url} into {directory}", file=sys.stderr)
     download_cifar10(parent, url=url, md5=md5, name=name, progress=progress)
-
-
-def load_dataset(name, data_dir=None, num_validation=None, num_test=None, subtract_mean=True,
-                 dtype=np.float32, digits_seed=DIGITS_SPLIT_SEED, standardize=False):
-    """Load a dataset by name for training or evaluation.
-
-    Parameters
-    ----------
-    name : {'digits', 'cifar10'}
-    data_dir : str or None
-        CIFAR-10 directory (default ``$NNDL_DATA_DIR/cifar-10-batches-py``); digits take none.
-    num_validation, num_test : int or None
-        Split sizes; None means the dataset's default in ``TRAIN_DEFAULTS`` (CIFAR-10: every
-        test image).
-    subtract_mean : bool
-    dtype : numpy dtype
-    digits_seed : int
-        Seed of the digits split.
-    standardize : bool
-        Per-channel standardisation instead of the mean image (adds ``std_image``).
-
-    Returns
-    -------
-    data : dict
-        As ``nndl.data_utils.get_CIFAR10_data``: ``X_train`` (N, C, H, W), ..., ``mean_image``,
-        ``class_names``.
-    source : dict
-        JSON-ready description of the split (stored with the model so that ``evaluate`` can
-        rebuild it).
-    """
-    from . import data_utils
-
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
-    defaults = TRAIN_DEFAULTS[name]
-    num_validation = defaults["num_validation"] if num_validation is None else num_validation
-    num_test = defaults["num_test"] if num_test is None else num_test
-    if name == "digits":
-        if data_dir is not None:
-            raise UserError("--data-dir applies to --dataset cifar10 only (the digits are built in)")
-        data = data_utils.get_digits_data(num_validation=num_validation, num_test=num_test, seed=digits_seed,
-                                          subtract_mean=subtract_mean, dtype=dtype, standardize=standardize)
-        source = {"name": "digits", "num_validation": num_validation, "num_test": num_test,
-                  "split_seed": digits_seed}
-    else:
-        directory = _cifar_dir(data_dir)
-        data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation, num_test=num_test,
-                                           subtract_mean=subtract_mean, cifar10_dir=directory, dtype=dtype,
-                                           standardize=standardize)
-        source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
-                  "num_test": num_test}
-    return data, source
 
 
 def prepare_out_dir(out, names=OUTPUT_FILES, force=False):
@@ -607,6 +551,7 @@ def _train(args, settings, out):
                   progress=not args.quiet)
     data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
                                 dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
+    source = source.to_dict()  # as stored in the model file
     preprocessing = {k: data[k] for k in ("mean_image", "std_image") if k in data}
     image_shape = data["X_train"].shape[1:]
     if args.batch_size is not None and args.batch_size > len(data["y_train"]):
@@ -714,25 +659,32 @@ def _format_confusion(matrix, class_names):
     return "\n".join(lines)
 
 
-def run_evaluate_command(args):
-    """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
-    from .checkpoint import load_model
+def _saved_source(path, model):
+    """The ``DatasetSource`` a model file recorded, or None (a model saved by hand)."""
+    saved = (model.metadata or {}).get("dataset")
+    if saved is None:
+        return None
+    try:
+        return DatasetSource.from_dict(saved)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _evaluation_split(args, model, source):
+    """``(name, split, data)``: the dataset and split ``nndl evaluate`` scores, loaded."""
     from .data_utils import CIFAR10_TEST_FILE
 
-    model = load_model(args.model)
-    source = (model.metadata or {}).get("dataset") or {}
-    name = args.dataset or source.get("name")
+    name = args.dataset or (source.name if source else None)
     if name is None:
         raise UserError(f"{args.model} does not say which dataset it was trained on; pass --dataset")
-    same = source.get("name") == name
+    same = source is not None and source.name == name
     data_dir = args.data_dir
-    if name == "cifar10" and data_dir is None and same and os.path.isdir(source.get("data_dir", "")):
-        data_dir = source["data_dir"]
-    num_test = source.get("num_test") if same else None
+    if name == "cifar10" and data_dir is None and same and os.path.isdir(source.data_dir or ""):
+        data_dir = source.data_dir
+    num_test = source.num_test if same else None
     # The validation split is the model's own only on the data it was trained on; on another
     # directory the same positions may hold its training images.
-    trained_here = same and (name == "digits" or (
-        os.path.abspath(_cifar_dir(data_dir)) == os.path.abspath(source.get("data_dir") or "")))
+    trained_here = same and (name == "digits" or os.path.abspath(_cifar_dir(data_dir)) == source.data_dir)
     no_test_split = num_test == 0 or (
         name == "cifar10" and not os.path.isfile(os.path.join(_cifar_dir(data_dir), CIFAR10_TEST_FILE)))
     split = args.split or "test"
@@ -742,16 +694,29 @@ def run_evaluate_command(args):
         print("note: there is no test split; scoring the validation split", file=sys.stderr)
         split = "val"
     # CIFAR-10's test split is its own file: no training image need be held out for it.
-    num_validation = 0 if name == "cifar10" and split == "test" else (source.get("num_validation") if same else None)
+    num_validation = 0 if name == "cifar10" and split == "test" else (source.num_validation if same else None)
+    seed = source.split_seed if same and source.split_seed is not None else DIGITS_SPLIT_SEED
+    if name == "digits" and data_dir is not None:
+        raise UserError("--data-dir applies to --dataset cifar10 only (the digits are built in)")
     data, _ = load_dataset(name, data_dir, num_validation, num_test, subtract_mean=False, dtype=model.dtype,
-                           digits_seed=source.get("split_seed", DIGITS_SPLIT_SEED) if same else DIGITS_SPLIT_SEED)
-    X, y = data[f"X_{split}"], data[f"y_{split}"]
-    if not len(y):
-        if split == "test" and name == "cifar10" and not (same and source.get("num_test") == 0):
+                           split_seed=seed)
+    if not len(data[f"y_{split}"]):
+        if split == "test" and name == "cifar10" and not (same and source.num_test == 0):
             raise UserError(f"{_cifar_dir(data_dir)} has no test_batch, so there is no test split; "
                             f"use --split val, or point --data-dir at the full dataset")
         flag, other = ("--num-test", "val") if split == "test" else ("--num-validation", "test")
         raise UserError(f"{args.model} was trained with no {name} {split} split ({flag} 0); use --split {other}")
+    return name, split, data
+
+
+def run_evaluate_command(args):
+    """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
+    from .checkpoint import load_model
+
+    model = load_model(args.model)
+    source = _saved_source(args.model, model)
+    name, split, data = _evaluation_split(args, model, source)
+    X, y = data[f"X_{split}"], data[f"y_{split}"]
     mean = model.preprocessing.get("mean_image")
     if int(np.prod(X.shape[1:])) != model.input_dim:
         raise UserError(f"{args.model} takes {model.input_dim} input features, but {name} images have shape "
@@ -767,7 +732,7 @@ def run_evaluate_command(args):
         std = model.preprocessing.get("std_image")
         if std is not None:
             X /= std.astype(X.dtype, copy=False)
-    print(f"model: {args.model} ({type(model).__name__}, trained on {source.get('name', 'unknown data')})")
+    print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})")
     _score(model, X, y, "test" if split == "test" else "validation")
     class_names = model.class_names or data["class_names"]
     print(_format_confusion(_confusion_matrix(y, model.predict(X), model.num_classes), class_names))

@@ -25,10 +25,12 @@ measure it with ``benchmarks/bench_recipes.py --recipe NAME`` and document the f
 
 import numpy as np
 
+from .data import DATASET_NAMES, SPLIT_DEFAULTS
+
 __all__ = ["RECIPES", "DATASET_RECIPES", "SETTINGS", "DATASETS", "TRAIN_DEFAULTS", "recipe_settings",
            "build_model", "solver_options"]
 
-DATASETS = ("digits", "cifar10")
+DATASETS = DATASET_NAMES  # the datasets of nndl's one loader (nndl.data)
 
 SETTINGS = {
     "hidden": "hidden layer sizes (one size: TwoLayerNet, more: FullyConnectedNet)",
@@ -66,11 +68,11 @@ RECIPES = {
     "digits": dict(hidden=[100], activation="relu", normalization=None, dropout=0.0, reg=0.0,
                    weight_scale=1e-2, dtype="float32", update_rule="adam", learning_rate=1e-3,
                    lr_decay=0.95, epochs=40, batch_size=50, num_train_samples=None,
-                   sampling="replacement", num_validation=180, num_test=360, **_MODERN_OFF),
+                   sampling="replacement", **SPLIT_DEFAULTS["digits"], **_MODERN_OFF),
     "seed": dict(hidden=[200], activation="relu", normalization=None, dropout=0.0, reg=0.0,
                  weight_scale=1e-3, dtype="float32", update_rule="sgd", learning_rate=6e-4,
                  lr_decay=0.9, epochs=10, batch_size=200, num_train_samples=2000,
-                 sampling="replacement", num_validation=1000, num_test=None, **_MODERN_OFF),
+                 sampling="replacement", **SPLIT_DEFAULTS["cifar10"], **_MODERN_OFF),
 }
 RECIPES["cifar10"] = dict(
     RECIPES["seed"], hidden=[1024, 512], normalization="batchnorm", dropout=0.0, init="he",

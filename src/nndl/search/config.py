@@ -14,12 +14,13 @@ the value and what was expected.
 import os
 from dataclasses import asdict, dataclass
 
+from ..data import DATASET_NAMES
 from .space import SearchError, _space_from_json, _space_to_json, _spec_from_toml
 
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", "none")
-DATASETS = ("digits", "cifar10")
+DATASETS = DATASET_NAMES  # the datasets of nndl's one loader (nndl.data)
 
 
 @dataclass

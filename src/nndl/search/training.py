@@ -3,19 +3,17 @@
 Contract
 --------
 ``load_dataset(name, ...)`` loads 'digits' (the built-in 8x8 digits, split as ``nndl train``
-splits them: ``DIGITS_NUM_TEST`` test digits, ``DIGITS_SPLIT_SEED``) or 'cifar10' as float32
-splits, with the JSON ``source`` that ``nndl evaluate`` rebuilds the split from; split sizes
+splits them: ``DIGITS_NUM_TEST`` test digits, ``nndl.data_utils.DIGITS_SPLIT_SEED``) or
+'cifar10' as float32 splits through nndl's one loader (``nndl.data.load_dataset``), with the
+JSON ``source`` (``DatasetSource.to_dict()``) that ``nndl evaluate`` rebuilds the split from; split sizes
 that do not fit raise ``SearchError``. ``train_config(params, data, epochs, seed)`` builds a
 FullyConnectedNet (float32, every hidden layer ``hidden_size`` wide) and trains it with the
 Solver; the trials and the retraining of the best one both go through it, seeded by
 ``_trial_seed(study_seed, trial_number)``, so a trial is reproducible whichever worker runs it.
 """
 
-import os
-
 import numpy as np
 
-from ..data_utils import DIGITS_SPLIT_SEED  # the digits split of nndl train
 from ..recipes import TRAIN_DEFAULTS
 from .config import DATASETS
 from .space import SearchError
@@ -48,7 +46,11 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
         split that is saved with the best model, so that ``nndl evaluate`` rebuilds it.
     """
     from .. import data_utils
+    from ..data import load_dataset as load
 
+    if name not in DATASETS:
+        raise SearchError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
+    num_test = None
     if name == "digits":
         # The search keeps the loader's fixed test split; say so in terms of the two sizes a
         # search can set (the loader's own message would also name its num_test).
@@ -61,26 +63,15 @@ def load_dataset(name="digits", data_dir=None, num_validation=None, num_training
             raise SearchError(f"num_training + num_validation must be at most {available} for digits (the "
                               f"{data_utils.NUM_DIGITS} digits less the {DIGITS_NUM_TEST} of the test split), "
                               f"got {num_training} + {validation}")
+        num_test = DIGITS_NUM_TEST
+    try:
         # The split nndl train uses (and nndl evaluate rebuilds from the saved source).
-        data = data_utils.get_digits_data(num_validation=validation, num_test=DIGITS_NUM_TEST,
-                                          num_training=num_training, seed=DIGITS_SPLIT_SEED, dtype=np.float32)
-        source = {"name": "digits", "num_validation": len(data["y_val"]), "num_test": len(data["y_test"]),
-                  "split_seed": DIGITS_SPLIT_SEED}
-    elif name == "cifar10":
-        num_validation = 1000 if num_validation is None else num_validation
-        data = data_utils.get_CIFAR10_data(num_training=None, num_validation=num_validation,
-                                           num_test=None, cifar10_dir=data_dir, dtype=np.float32)
-        if num_training is not None:
-            if num_training > len(data["y_train"]):
-                raise SearchError(f"num_training must be at most the {len(data['y_train'])} CIFAR-10 training "
-                                  f"images left after validation, got {num_training}")
-            data["X_train"], data["y_train"] = data["X_train"][:num_training], data["y_train"][:num_training]
-        directory = data_dir if data_dir is not None else os.path.join(
-            data_utils.default_data_dir(), data_utils.CIFAR10_DIRNAME)
-        source = {"name": "cifar10", "data_dir": os.path.abspath(directory), "num_validation": num_validation,
-                  "num_test": None}
-    else:
-        raise SearchError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
+        data, source = load(name, data_dir, num_validation, num_test, num_training, dtype=np.float32)
+    except ValueError as exc:
+        if "num_training" not in str(exc):
+            raise
+        raise SearchError(str(exc)) from None
+    source = source.to_dict()
     data["source"] = source
     return data
 
