@@ -192,8 +192,16 @@ def _score(model, X, y, label):
 # --------------------------------------------------------------------------- train
 
 def add_train_arguments(parser):
-    """The options of ``nndl train``."""
-    data = parser.add_argument_group("data")
+    """The options of ``nndl train``, in four groups."""
+    _add_data_arguments(parser.add_argument_group("data"))
+    _add_model_arguments(parser.add_argument_group("model"))
+    _add_optimisation_arguments(parser.add_argument_group("optimisation"))
+    _add_output_arguments(parser.add_argument_group("output"))
+    return parser
+
+
+def _add_data_arguments(data):
+    """``nndl train``'s data options (dataset, split, preprocessing, augmentation)."""
     data.add_argument("--dataset", choices=DATASETS, default="digits",
                       help="digits: the built-in 8x8 handwritten digits (no download); cifar10: CIFAR-10 "
                            "in its official python format (default: digits)")
@@ -219,19 +227,20 @@ def add_train_arguments(parser):
     data.add_argument("--crop-padding", type=_nonneg_int, metavar="P",
                       help="padding of the random crops, in pixels (default: 4)")
 
-    model = parser.add_argument_group("model")
+
+def _add_model_arguments(model):
+    """``nndl train``'s model options (recipe, architecture, initialisation, loss)."""
     model.add_argument("--recipe", choices=tuple(RECIPES),
                        help="named settings to start from; flags override them (default: the dataset's: "
                             + ", ".join(f"{d} {r}" for d, r in DATASET_RECIPES.items())
                             + "; 'seed' is seed 000's two-layer recipe)")
     model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="H",
                        help="hidden layer sizes, e.g. --hidden 200 100 " + _defaults_help("hidden"))
-    # The choices come from the library's registries, so a new activation, normalisation or
-    # update rule is offered here without a second list to keep in step.
+    # The choices come from the library's registries, so a new activation or normalisation
+    # is offered here without a second list to keep in step.
     from ._validation import MODEL_DTYPES
     from .layer_utils import NORMALIZATIONS
     from .layers import ACTIVATIONS
-    from .optim import UPDATE_RULES
 
     model.add_argument("--activation", choices=tuple(ACTIVATIONS), help="(default: relu)")
     model.add_argument("--normalization", choices=("none",) + tuple(NORMALIZATIONS),
@@ -248,7 +257,11 @@ def add_train_arguments(parser):
                        help="label smoothing of the softmax loss " + _defaults_help("label_smoothing"))
     model.add_argument("--dtype", choices=MODEL_DTYPES, help="(default: float32)")
 
-    optim = parser.add_argument_group("optimisation")
+
+def _add_optimisation_arguments(optim):
+    """``nndl train``'s optimisation options (update rule, schedule, epochs, batches, seed)."""
+    from .optim import UPDATE_RULES  # the library's registry, so a new rule is offered here
+
     optim.add_argument("--update-rule", choices=tuple(UPDATE_RULES),
                        help=_defaults_help("update_rule"))
     optim.add_argument("--learning-rate", "--lr", type=_positive_float, metavar="LR",
@@ -275,7 +288,9 @@ def add_train_arguments(parser):
     optim.add_argument("--seed", type=_nonneg_int, default=0, help="seed of initialisation, dropout and batches "
                                                                    "(default: 0)")
 
-    out = parser.add_argument_group("output")
+
+def _add_output_arguments(out):
+    """``nndl train``'s output options (directory, checkpoints, progress, logs)."""
     out.add_argument("--out", metavar="DIR", help="output directory (default: runs/DATASET)")
     out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out "
                                                             "(with --checkpoints, replace its checkpoints too, once this run has written its first)")
@@ -288,7 +303,8 @@ def add_train_arguments(parser):
     out.add_argument("--log-json", metavar="FILE",
                      help="append one JSON line per epoch (epoch, loss, train_acc, val_acc, learning_rate, "
                           "seconds) to FILE")
-    return parser
+
+
 
 
 # What a checkpoint fixes: flags for these cannot be combined with --resume.
@@ -523,28 +539,33 @@ def _restore_settings(args, settings, saved):
             print(f"note: --{key.replace('_', '-')} {given} differs from the checkpoint's {value}", file=sys.stderr)
 
 
-def _train(args, settings, out):
-    """``nndl train`` after ``--out`` is prepared; returns the exit status."""
-    from .checkpoint import load_model, save_model
-    from .data_utils import CIFAR10_MD5, CIFAR10_URL
-    from .solver import Solver
+def _resume_settings(args, settings):
+    """The model of ``--resume`` (None without it), with the run's settings taken from it."""
+    from .checkpoint import load_model
 
-    resumed = load_model(args.resume) if args.resume is not None else None
-    if resumed is not None:
-        # The checkpoint's architecture and training settings, unless a flag overrides the latter.
-        settings.update({k: v for k, v in resumed.config().items() if k in settings})
-        settings["hidden"] = resumed.hidden_dims
-        saved = resumed.metadata.get("solver") or {}
-        _restore_settings(args, settings, {**(resumed.metadata.get("settings") or {}), **saved})
-        # The checkpoint's schedule (the Solver refuses a resume under another one).
-        settings["lr_schedule"] = saved.get("lr_schedule")
-        # The optimizer state, decayed learning rate included, comes from the checkpoint.
-        first = next(iter((saved.get("optim_scalars") or {}).values()), {})
-        settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
-        done = saved.get("epoch", 0)
-        if isinstance(done, int) and done >= settings["epochs"]:
-            raise UserError(f"--epochs is the new total and must be more than the {done} epochs "
-                            f"{args.resume} has already done, got {settings['epochs']}")
+    if args.resume is None:
+        return None
+    resumed = load_model(args.resume)
+    # The checkpoint's architecture and training settings, unless a flag overrides the latter.
+    settings.update({k: v for k, v in resumed.config().items() if k in settings})
+    settings["hidden"] = resumed.hidden_dims
+    saved = resumed.metadata.get("solver") or {}
+    _restore_settings(args, settings, {**(resumed.metadata.get("settings") or {}), **saved})
+    # The checkpoint's schedule (the Solver refuses a resume under another one).
+    settings["lr_schedule"] = saved.get("lr_schedule")
+    # The optimizer state, decayed learning rate included, comes from the checkpoint.
+    first = next(iter((saved.get("optim_scalars") or {}).values()), {})
+    settings["learning_rate"] = first.get("learning_rate", settings["learning_rate"])
+    done = saved.get("epoch", 0)
+    if isinstance(done, int) and done >= settings["epochs"]:
+        raise UserError(f"--epochs is the new total and must be more than the {done} epochs "
+                        f"{args.resume} has already done, got {settings['epochs']}")
+    return resumed
+
+
+def _training_data(args, settings):
+    """``(data, source)`` of the run (downloading CIFAR-10 first with ``--download``), reported."""
+    from .data_utils import CIFAR10_MD5, CIFAR10_URL
 
     if args.dataset == "cifar10" and args.download:
         _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
@@ -552,20 +573,28 @@ def _train(args, settings, out):
     data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
                                 dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
     source = source.to_dict()  # as stored in the model file
-    preprocessing = {k: data[k] for k in ("mean_image", "std_image") if k in data}
-    image_shape = data["X_train"].shape[1:]
     if args.batch_size is not None and args.batch_size > len(data["y_train"]):
         # The Solver would draw each batch with replacement from fewer examples: a typo, surely.
         # (A per-dataset default is left alone: it is not the user's mistake on a small subset.)
         raise UserError(f"--batch-size must be at most the {len(data['y_train'])} training examples, "
                         f"got {settings['batch_size']}")
     print(f"{args.dataset}: {len(data['y_train'])} training, {len(data['y_val'])} validation, "
-          f"{len(data['y_test'])} test images of shape {image_shape}")
+          f"{len(data['y_test'])} test images of shape {data['X_train'].shape[1:]}")
     if not len(data["y_test"]):
         reason = "the test split is empty (--num-test 0)" if settings["num_test"] == 0 else \
             f"{source['data_dir']} has no test_batch"
         print(f"note: {reason}: reporting validation accuracy only")
+    return data, source
 
+
+def _train(args, settings, out):
+    """``nndl train`` after ``--out`` is prepared; returns the exit status."""
+    from .solver import Solver
+
+    resumed = _resume_settings(args, settings)
+    data, source = _training_data(args, settings)
+    preprocessing = {k: data[k] for k in ("mean_image", "std_image") if k in data}
+    image_shape = data["X_train"].shape[1:]
     model_rng, solver_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(2))
     try:
         options = solver_options(settings, image_shape)
@@ -595,7 +624,23 @@ def _train(args, settings, out):
     finally:
         reporter.close()
     seconds = time.perf_counter() - start
+    written = _write_outputs(args, settings, out, solver, data, source, preprocessing, seconds)
+    done = solver.epoch - epochs_before
+    which = ""
+    if epochs_before:
+        which = (f" (epoch {solver.epoch} of {epochs})" if done == 1
+                 else f" (epochs {epochs_before + 1}-{solver.epoch} of {epochs})")
+    print(f"trained {done} epoch{'' if done == 1 else 's'}{which} in {seconds:.1f} s; "
+          f"wrote {', '.join(written)} to {out}")
+    return 0
 
+
+def _write_outputs(args, settings, out, solver, data, source, preprocessing, seconds):
+    """Score the trained model, write ``model.npz``, ``history.json`` and the plots; returns
+    the names written."""
+    from .checkpoint import save_model
+
+    model = solver.model
     val_acc = _score(model, data["X_val"], data["y_val"], "validation")
     test_acc = _score(model, data["X_test"], data["y_test"], "test")
     training = {k: settings[k] for k in ("update_rule", "learning_rate", "lr_decay", "epochs", "batch_size",
@@ -617,15 +662,7 @@ def _train(args, settings, out):
         "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
         "best_val_acc": solver.best_val_acc, "val_acc": val_acc, "test_acc": test_acc,
     })
-    written = ["model.npz", "history.json"] + _save_plots(out, solver, model, image_shape)
-    done = solver.epoch - epochs_before
-    which = ""
-    if epochs_before:
-        which = (f" (epoch {solver.epoch} of {epochs})" if done == 1
-                 else f" (epochs {epochs_before + 1}-{solver.epoch} of {epochs})")
-    print(f"trained {done} epoch{'' if done == 1 else 's'}{which} in {seconds:.1f} s; "
-          f"wrote {', '.join(written)} to {out}")
-    return 0
+    return ["model.npz", "history.json"] + _save_plots(out, solver, model, data["X_train"].shape[1:])
 
 
 # --------------------------------------------------------------------------- evaluate
