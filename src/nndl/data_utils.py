@@ -554,6 +554,28 @@ def _install(new, target, parking):
         raise
 
 
+def _fetch_and_install(url, md5, dest, target, timeout, progress):
+    """Download, check and unpack the archive, then rename it into ``target``; no temporaries remain."""
+    # Temporary names inside dest keep the final renames on one filesystem, hence atomic.
+    fd, archive = tempfile.mkstemp(prefix=".cifar10-", suffix=".tar.gz.part", dir=dest)
+    workdir = tempfile.mkdtemp(prefix=".cifar10-", suffix=".unpack", dir=dest)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(url, out, timeout, progress)
+        if digest != md5.lower():
+            raise DownloadError(f"the archive from {url} has MD5 {digest}, expected {md5.lower()}: it is corrupt "
+                                f"or not the official file; nothing was unpacked")
+        _safe_extract(archive, workdir, url)
+        unpacked = os.path.join(workdir, CIFAR10_DIRNAME)
+        missing = _missing_files(unpacked)
+        if missing:
+            raise DownloadError(f"the archive from {url} has no {CIFAR10_DIRNAME}/{', '.join(missing)}")
+        _install(unpacked, target, os.path.join(workdir, "previous"))
+    finally:
+        os.unlink(archive)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def download_cifar10(dest=None, url=CIFAR10_URL, md5=CIFAR10_MD5, name=CIFAR10_DIRNAME, force=False,
                      progress=True, timeout=60.0):
     """Download and unpack the official CIFAR-10 python archive.
@@ -607,22 +629,5 @@ def download_cifar10(dest=None, url=CIFAR10_URL, md5=CIFAR10_MD5, name=CIFAR10_D
         raise DownloadError(f"{target} exists but is missing {', '.join(missing)}; move it away or pass "
                             f"force=True (--force) to replace it")
     os.makedirs(dest, exist_ok=True)
-    # Temporary names inside dest keep the final renames on one filesystem, hence atomic.
-    fd, archive = tempfile.mkstemp(prefix=".cifar10-", suffix=".tar.gz.part", dir=dest)
-    workdir = tempfile.mkdtemp(prefix=".cifar10-", suffix=".unpack", dir=dest)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _fetch(url, out, timeout, progress)
-        if digest != md5.lower():
-            raise DownloadError(f"the archive from {url} has MD5 {digest}, expected {md5.lower()}: it is corrupt "
-                                f"or not the official file; nothing was unpacked")
-        _safe_extract(archive, workdir, url)
-        unpacked = os.path.join(workdir, CIFAR10_DIRNAME)
-        missing = _missing_files(unpacked)
-        if missing:
-            raise DownloadError(f"the archive from {url} has no {CIFAR10_DIRNAME}/{', '.join(missing)}")
-        _install(unpacked, target, os.path.join(workdir, "previous"))
-    finally:
-        os.unlink(archive)
-        shutil.rmtree(workdir, ignore_errors=True)
+    _fetch_and_install(url, md5, dest, target, timeout, progress)
     return target

@@ -244,14 +244,6 @@ def check_all_gradients(seed=0):
     list of GradientCheck
         One per (function or model, input or parameter) pair, layers first.
     """
-    # Imported here: the course notebooks import this module on its own, before the rest.
-    from . import layer_utils as U
-    from . import layers as L
-    from .autoencoder import LinearAutoencoder
-    from .cs231n.classifiers.neural_net import TwoLayerNet as CS231nTwoLayerNet
-    from .fc_net import FullyConnectedNet, TwoLayerNet
-    from .neural_net import TwoLayerNet as StandaloneTwoLayerNet
-
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         # An int, not a Generator: it also fixes the dropout masks, which a check needs.
         raise TypeError(f"seed must be a non-negative int, got {seed!r}")
@@ -260,6 +252,19 @@ def check_all_gradients(seed=0):
     x, w, b = normal((4, 2, 3)), normal((6, 5)), normal(5)
     h, gamma, beta = normal((6, 5)), 1 + 0.1 * normal(5), normal(5)
     drop = {"mode": "train", "p": 0.3, "seed": seed}
+    # One rng, drawn from in this order (layers, sandwiches, models): the order fixes every input.
+    results = _check_layers(rng, x, w, b, h, gamma, beta, drop)
+    results += _check_sandwiches(rng, x, w, b, gamma, beta, drop)
+    results += _check_models(rng, seed)
+    return results
+
+
+def _check_layers(rng, x, w, b, h, gamma, beta, drop):
+    """The checks of every layer and loss in ``layers``, drawing further inputs from ``rng``."""
+    # Imported here: the course notebooks import this module on its own, before the rest.
+    from . import layers as L
+
+    normal = rng.standard_normal
     results = []
     results += _check_layer("affine", L.affine_forward, L.affine_backward, (x, w, b), ("x", "w", "b"), rng)
     for act in ("relu", "leaky_relu", "swish"):
@@ -274,6 +279,12 @@ def check_all_gradients(seed=0):
     labels = rng.integers(5, size=6)
     results += _check_loss("softmax_loss", L.softmax_loss, normal((6, 5)), labels)
     results += _check_loss("svm_loss", L.svm_loss, normal((6, 5)), labels)
+    return results
+
+
+def _check_sandwiches(rng, x, w, b, gamma, beta, drop):
+    """The checks of every sandwich in ``layer_utils``, each on its own copies of the inputs."""
+    from . import layer_utils as U
 
     def fresh_bn():
         return {"mode": "train"}
@@ -289,10 +300,19 @@ def check_all_gradients(seed=0):
          lambda *a: U.affine_batchnorm_relu_dropout_forward(*a, fresh_bn(), drop),
          U.affine_batchnorm_relu_dropout_backward, (gamma, beta)),
     ]
+    results = []
     for name, forward, backward, extra in sandwiches:
         inputs = (x.copy(), w.copy(), b.copy()) + tuple(e.copy() for e in extra)
         results += _check_layer(name, forward, backward, inputs, ("x", "w", "b", "gamma", "beta")[:len(inputs)], rng)
+    return results
 
+
+def _check_models(rng, seed):
+    """The checks of every model's parameters on one small batch drawn from ``rng``."""
+    from .autoencoder import LinearAutoencoder
+    from .fc_net import FullyConnectedNet, TwoLayerNet
+
+    normal = rng.standard_normal
     X, y = normal((5, 6)), rng.integers(4, size=5)
     fc = dict(input_dim=6, num_classes=4, weight_scale=0.5, dtype=np.float64, seed=seed)
     models = [
@@ -304,6 +324,7 @@ def check_all_gradients(seed=0):
         ("FullyConnectedNet leaky_relu", FullyConnectedNet([7, 5], activation="leaky_relu", **fc)),
         ("FullyConnectedNet swish", FullyConnectedNet([7, 5], activation="swish", **fc)),
     ]
+    results = []
     for name, model in models:
         # Biases b1, b2, ... start at zero; with them, a sample whose hidden units are all
         # zeroed (ReLU and dropout) puts the next layer's pre-activation exactly on ReLU's
@@ -313,6 +334,18 @@ def check_all_gradients(seed=0):
             if re.fullmatch(r"b\d+", key):
                 model.params[key] = 0.1 * normal(model.params[key].shape)
         results += _check_model(name, model, X, y)
+    results += _check_standalone_models(seed, X, y)
+    results += _check_model("LinearAutoencoder reg=0.1",
+                            LinearAutoencoder(6, 3, weight_scale=0.5, reg=0.1, seed=seed), X, y)
+    return results
+
+
+def _check_standalone_models(seed, X, y):
+    """The checks of the two stand-alone TwoLayerNets, leaving NumPy's global state as it was."""
+    from .cs231n.classifiers.neural_net import TwoLayerNet as CS231nTwoLayerNet
+    from .neural_net import TwoLayerNet as StandaloneTwoLayerNet
+
+    results = []
     # The stand-alone nets draw their weights from NumPy's global state; keep it untouched.
     state = np.random.get_state()
     try:
@@ -323,6 +356,4 @@ def check_all_gradients(seed=0):
             results += _check_model(name, model, X, y, loss=lambda m=model: m.loss(X, y, reg=0.05))
     finally:
         np.random.set_state(state)
-    results += _check_model("LinearAutoencoder reg=0.1",
-                            LinearAutoencoder(6, 3, weight_scale=0.5, reg=0.1, seed=seed), X, y)
     return results

@@ -198,6 +198,18 @@ def _normalize_backward(dxhat, xhat, inv_std, axis):
     )
 
 
+def _running_averages(bn_param, D, dtype, convention):
+    """``bn_param``'s running mean and variance, shape (D,), created on first use as ``convention`` says."""
+    running_mean = bn_param.get("running_mean")
+    if running_mean is None:
+        running_mean = bn_param["running_mean"] = np.zeros(D, dtype=dtype)
+    running_var = bn_param.get("running_var")
+    if running_var is None:
+        start = np.ones if convention == "torch" else np.zeros
+        running_var = bn_param["running_var"] = start(D, dtype=dtype)
+    return running_mean, running_var
+
+
 def batchnorm_forward(x, gamma, beta, bn_param):
     """Batch normalisation over the batch axis.
 
@@ -236,14 +248,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     convention = bn_param.get("convention", "course")
     if convention not in ("course", "torch"):
         raise ValueError(f"bn_param['convention'] must be 'course' or 'torch', got {convention!r}")
-    D = x.shape[1]
-    running_mean = bn_param.get("running_mean")
-    if running_mean is None:
-        running_mean = bn_param["running_mean"] = np.zeros(D, dtype=x.dtype)
-    running_var = bn_param.get("running_var")
-    if running_var is None:
-        start = np.ones if convention == "torch" else np.zeros
-        running_var = bn_param["running_var"] = start(D, dtype=x.dtype)
+    running_mean, running_var = _running_averages(bn_param, x.shape[1], x.dtype, convention)
 
     if mode == "train":
         xhat, inv_std, mu, var = _normalize(x, 0, eps)

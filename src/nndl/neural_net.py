@@ -170,7 +170,12 @@ class TwoLayerNet:
         reg = check_nonneg_float("reg", reg)
         num_iters = check_positive_int("num_iters", num_iters)
         batch_size = check_positive_int("batch_size", batch_size)
+        return self._minibatch_sgd(X, y, X_val, y_val, learning_rate, learning_rate_decay, reg,
+                                   num_iters, batch_size, verbose)
 
+    def _minibatch_sgd(self, X, y, X_val, y_val, learning_rate, learning_rate_decay, reg,
+                       num_iters, batch_size, verbose):
+        """The SGD loop of ``train``, on arguments it has checked; returns its history dict."""
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train // batch_size, 1)
         loss_history, train_acc_history, val_acc_history = [], [], []
