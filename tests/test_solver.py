@@ -554,3 +554,15 @@ def test_load_state_refuses_a_state_that_does_not_fit_and_changes_nothing(change
     assert solver.epoch == 0 and solver.loss_history == []
     for name, value in before.items():
         np.testing.assert_array_equal(solver.model.params[name], value)
+
+
+def test_options_are_declared_once_and_kept():
+    from dataclasses import fields
+
+    from nndl.solver import SolverOptions
+
+    assert Solver.DEFAULTS == {f.name: f.default for f in fields(SolverOptions)}
+    rng = np.random.default_rng(0)
+    solver = Solver(small_model(), blobs(), num_epochs=3, seed=rng, verbose=False)
+    assert solver.options.num_epochs == 3 and solver.options.seed is rng  # kept as given, not copied
+    assert solver.options.batch_size == Solver.DEFAULTS["batch_size"] == solver.batch_size

@@ -2,8 +2,9 @@
 
 Contract
 --------
-``Solver(model, data, **kwargs)`` takes the course's keyword arguments (listed in
-``Solver.DEFAULTS``), rejects unknown ones by name and checks the data once: ``data`` must hold
+``Solver(model, data, **kwargs)`` takes the course's keyword arguments and nndl's (declared,
+with their defaults, by ``SolverOptions``; ``Solver.DEFAULTS`` maps them to their defaults and
+``solver.options`` holds a Solver's own), rejects unknown ones by name and checks the data once: ``data`` must hold
 ``X_train``, ``y_train``, ``X_val`` and ``y_val`` with matching lengths, integer labels and no
 NaN/inf. Inputs are cast to the model's ``dtype`` (if it has one) once, here, not per batch.
 
@@ -52,6 +53,7 @@ import inspect
 import numbers
 import os
 import warnings
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -63,9 +65,35 @@ from ._validation import (
     check_positive_float, check_positive_int, check_seed,
 )
 
-__all__ = ["Solver", "REQUIRED_DATA"]
+__all__ = ["Solver", "SolverOptions", "REQUIRED_DATA"]
 
 REQUIRED_DATA = ("X_train", "y_train", "X_val", "y_val")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """The ``Solver``'s keyword arguments and their defaults, in one declared place (their
+    meaning: the ``Solver`` docstring). ``Solver(model, data, **options)`` keeps them as
+    ``solver.options``; the Solver checks each one when it is built."""
+
+    update_rule: object = "sgd"
+    optim_config: object = None
+    lr_decay: float = 1.0
+    batch_size: int = 100
+    num_epochs: int = 10
+    num_train_samples: object = 1000
+    num_val_samples: object = None
+    print_every: int = 10
+    verbose: object = True
+    checkpoint_name: object = None
+    sampling: str = "replacement"
+    seed: object = None
+    epoch_callback: object = None
+    resume_from: object = None
+    augment: object = None
+    lr_schedule: object = None
+    patience: object = None
+    keep_best: object = True
 
 
 class Solver:
@@ -123,26 +151,7 @@ class Solver:
         recorded; ``restore_best()`` puts it in).
     """
 
-    DEFAULTS = {
-        "update_rule": "sgd",
-        "optim_config": None,
-        "lr_decay": 1.0,
-        "batch_size": 100,
-        "num_epochs": 10,
-        "num_train_samples": 1000,
-        "num_val_samples": None,
-        "print_every": 10,
-        "verbose": True,
-        "checkpoint_name": None,
-        "sampling": "replacement",
-        "seed": None,
-        "epoch_callback": None,
-        "resume_from": None,
-        "augment": None,
-        "lr_schedule": None,
-        "patience": None,
-        "keep_best": True,
-    }
+    DEFAULTS = None  # set below from SolverOptions: {option: default}
 
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(self.DEFAULTS))
@@ -152,7 +161,8 @@ class Solver:
                             f"valid ones are {valid}")
         if not hasattr(model, "params") or not callable(getattr(model, "loss", None)):
             raise TypeError(f"model must have a params dict and a loss method, got {type(model).__name__}")
-        options = {**self.DEFAULTS, **kwargs}
+        self.options = SolverOptions(**kwargs)  # every option, as given or defaulted
+        options = {f.name: getattr(self.options, f.name) for f in fields(SolverOptions)}
 
         self.model = model
         self._set_update_rule(options["update_rule"], options["optim_config"])
@@ -558,6 +568,10 @@ class Solver:
         from .checkpoint import restore_solver_checkpoint
 
         return restore_solver_checkpoint(self, path)
+
+
+Solver.DEFAULTS = {f.name: f.default for f in fields(SolverOptions)}
+"""Each Solver keyword argument's default (the fields of ``SolverOptions``)."""
 
 
 # Settings that change the run: a resume under other values would not continue it.
