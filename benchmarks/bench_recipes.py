@@ -11,7 +11,9 @@ standardisation) is computed on the training set only.
 
 ``--recipe NAME`` (repeatable) trains a recipe of ``nndl.recipes`` and scores the test set;
 ``--set KEY=VALUE`` changes a setting of every recipe run (JSON values: ``--set epochs=5``);
-``--torch`` trains the same net with the same recipe in PyTorch (CPU, 2 threads) side by side;
+``--torch`` trains the same net with the same recipe in PyTorch (CPU, 2 threads) side by side,
+checking the accuracy on a training sample and the validation set after every epoch as nndl's
+Solver does (so both time the same work; PyTorch keeps its last epoch, nndl its best);
 ``--overhead`` times the augmentation and the update rule inside two epochs of the
 3072-1024-512-10 net, as a fraction of the epoch, and what the recipe adds to a plain Adam run
 (the augmentation, and AdamW's decoupled decay: its update's time over Adam's). Each run prints the machine's load
@@ -66,6 +68,7 @@ def run_torch(settings, data, seed=0):
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     Xtr, ytr = torch.tensor(data["X_train"]), torch.tensor(data["y_train"])
+    Xval, yval = torch.tensor(data["X_val"]), torch.tensor(data["y_val"])
     layers, width = [torch.nn.Flatten()], Xtr[0].numel()
     for h in settings["hidden"]:
         layers += [torch.nn.Linear(width, h)]
@@ -102,11 +105,26 @@ def run_torch(settings, data, seed=0):
             loss_fn(net(xb), ytr[idx]).backward()
             opt.step()
             sched.step()
+        _torch_epoch_check(net, Xtr, ytr, Xval, yval, settings["num_train_samples"])
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
         pred = net(torch.tensor(data["X_test"])).argmax(1).numpy()
     return {"test_acc": float(np.mean(pred == data["y_test"])), "seconds": seconds, "epochs_run": epochs}
+
+
+def _torch_epoch_check(net, Xtr, ytr, Xval, yval, num_train_samples):
+    """The per-epoch work nndl's Solver does besides training (the accuracy on a sample of the
+    training set and on the validation set), so that both sides time the same work."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        idx = torch.randint(0, Xtr.shape[0], (num_train_samples or Xtr.shape[0],))
+        accuracies = [(net(Xtr[idx]).argmax(1) == ytr[idx]).float().mean().item(),
+                      (net(Xval).argmax(1) == yval).float().mean().item()]
+    net.train()
+    return accuracies
 
 
 def _timed_epochs(settings, data, epochs):

@@ -44,12 +44,10 @@ epsilon > 0), momentum, decay_rate, beta1 and beta2 in [0, 1). A Python or NumPy
 range passes at the cost of a type test and a comparison.
 """
 
-import math
-
 import numpy as np
 
 from ._parallel import elementwise
-from ._validation import check_float_ndarray, check_nonneg_float, check_probability
+from ._validation import NONNEGATIVE, PROBABILITY, check_float_ndarray, check_nonneg_float, check_probability
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adamw", "sgdw",
            "UPDATE_RULES", "CONFIG_KEYS", "SGD_LEARNING_RATE", "DEFAULT_LEARNING_RATES", "get_update_rule"]
@@ -121,15 +119,26 @@ SGD_LEARNING_RATE = 1e-2
 """``sgd``'s default learning rate."""
 
 
-# Each rule's hyperparameters: (key, default, upper bound); all are >= 0, and the bound is
-# exclusive (1.0 for the averaging factors, inf for the rest).
-_INF = math.inf
-_SGD_SPEC = (("learning_rate", SGD_LEARNING_RATE, _INF), ("weight_decay", 0.0, _INF))
-_MOMENTUM_SPEC = _SGD_SPEC + (("momentum", 0.9, 1.0),)
-_RMSPROP_SPEC = _SGD_SPEC + (("decay_rate", 0.99, 1.0), ("epsilon", 1e-8, _INF))
-_ADAM_SPEC = (("learning_rate", 1e-3, _INF), ("weight_decay", 0.0, _INF), ("beta1", 0.9, 1.0),
-              ("beta2", 0.999, 1.0), ("epsilon", 1e-8, _INF))
-_DECOUPLED = (("decoupled_weight_decay", 1e-2, _INF),)
+# Each rule's hyperparameters: (key, default, exclusive upper bound). The bounds are those of
+# the shared domains of nndl._validation (an update rule takes 0 for a rate, for hand-worked
+# checks: NONNEGATIVE; the averaging factors are in [0, 1): PROBABILITY), so that they cannot
+# drift from the Solver's and the command line's.
+_RULE_DOMAINS = {"learning_rate": NONNEGATIVE, "weight_decay": NONNEGATIVE, "decoupled_weight_decay": NONNEGATIVE,
+                 "epsilon": NONNEGATIVE, "momentum": PROBABILITY, "decay_rate": PROBABILITY,
+                 "beta1": PROBABILITY, "beta2": PROBABILITY}
+
+
+def _spec(*defaults):
+    """``((key, default, upper), ...)`` for ``(key, default)`` pairs, the bound from ``_RULE_DOMAINS``."""
+    return tuple((key, default, _RULE_DOMAINS[key].high) for key, default in defaults)
+
+
+_SGD_SPEC = _spec(("learning_rate", SGD_LEARNING_RATE), ("weight_decay", 0.0))
+_MOMENTUM_SPEC = _SGD_SPEC + _spec(("momentum", 0.9))
+_RMSPROP_SPEC = _SGD_SPEC + _spec(("decay_rate", 0.99), ("epsilon", 1e-8))
+_ADAM_SPEC = _spec(("learning_rate", 1e-3), ("weight_decay", 0.0), ("beta1", 0.9), ("beta2", 0.999),
+                   ("epsilon", 1e-8))
+_DECOUPLED = _spec(("decoupled_weight_decay", 1e-2))
 _ADAMW_SPEC = _ADAM_SPEC + _DECOUPLED
 _SGDW_SPEC = _MOMENTUM_SPEC + _DECOUPLED
 

@@ -61,7 +61,7 @@ from . import optim
 from ._memory import keep_freed_memory
 from .schedules import make_schedule
 from ._validation import (
-    check_array, check_choice, check_domain, check_features, check_labels, check_nonneg_float,
+    PROBABILITY, check_array, check_choice, check_domain, check_features, check_labels, check_nonneg_float,
     check_positive_float, check_positive_int, check_seed,
 )
 
@@ -228,9 +228,8 @@ class Solver:
         # diverging) at the first step.
         for key in ("momentum", "decay_rate", "beta1", "beta2"):
             value = self.optim_config.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                      or not 0 <= value < 1):
-                raise ValueError(f"optim_config['{key}'] must be a number in [0, 1), got {value!r}")
+            if value is not None and value not in PROBABILITY:
+                raise ValueError(f"optim_config['{key}'] must be {PROBABILITY.expected}, got {value!r}")
         if self.optim_config.get("epsilon") is not None:
             check_positive_float("optim_config['epsilon']", self.optim_config["epsilon"])
         # Fast path: a model that names its L2-penalised parameters leaves reg * W out of their
