@@ -516,8 +516,16 @@ def test_evaluate_does_not_fall_back_to_validation_on_another_directory(tmp_path
 @pytest.mark.parametrize("argv, pattern, code", [
     (["--label-smoothing", "1"], r"--label-smoothing: expected a number in \[0, 1\), got '1'", 2),
     (["--lr-schedule", "cosine", "--warmup-epochs", "3", "--epochs", "3"],
-     "warmup_epochs must be shorter than the run's 3.0 epochs, got 3.0", 1),
-    (["--weight-decay", "0.1", "--update-rule", "adam"], r"weight_decay \(decoupled\) needs update_rule adamw", 1),
+     "--warmup-epochs 3.0 must be shorter than the run's --epochs 3", 1),
+    (["--weight-decay", "0.1", "--update-rule", "adam"],
+     r"--weight-decay 0.1 \(decoupled\) needs --update-rule adamw or sgdw, got adam; use --reg", 1),
+    (["--lr-schedule", "onecycle", "--lr-decay", "0.9"], "--lr-schedule onecycle and --lr-decay 0.9 both set", 1),
+    (["--lr-schedule", "onecycle", "--warmup-epochs", "1"],
+     "--warmup-epochs 1.0 applies to --lr-schedule cosine only, got --lr-schedule onecycle", 1),
+    (["--warmup-epochs", "1"], "--warmup-epochs 1.0 applies to --lr-schedule cosine only, got --lr-schedule none", 1),
+    (["--crop-padding", "2"], "--crop-padding 2 applies to --augment flip-crop only", 1),
+    (["--augment", "flip-crop", "--crop-padding", "8"], "--crop-padding 8 must be smaller than the digits images' 8", 1),
+    (["--log-json", "no/such/dir/log.jsonl"], "--log-json no/such/dir/log.jsonl: expected a file in an existing", 1),
     (["--recipe", "fast"], "argument --recipe: invalid choice: 'fast'", 2),
     (["--patience", "0"], "--patience: expected a positive integer, got '0'", 2),
 ])
@@ -596,3 +604,16 @@ def test_every_subcommand_shares_one_error_and_exit_policy(monkeypatch, capsys):
     assert capsys.readouterr().err == "nndl: error: the value is bad\n"
     assert cli.main(["--trials", "0"], command="search") == 2
     assert capsys.readouterr().err.startswith("nndl search: error: argument --trials")
+
+
+def test_early_stopping_is_reported_with_the_epoch_kept(tmp_path, capsys):
+    status, out, _ = run(["train", "--epochs", 40, "--patience", 1, "--learning-rate", "0.05",
+                          "--out", tmp_path, "-q"], capsys)
+    assert status == 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    stopped = history["training"]["stopped_early_at_epoch"]
+    assert stopped < 40 and history["epochs_done"] == stopped
+    best = history["best_epoch"]
+    assert history["val_acc_history"][best] == max(history["val_acc_history"]) == history["best_val_acc"]
+    assert (f"stopped early at epoch {stopped}: no better validation accuracy for 1 epochs; kept epoch {best} "
+            f"(validation accuracy {history['best_val_acc']:.4f})") in out

@@ -94,8 +94,10 @@ def test_layouts_of_the_same_examples_give_the_same_predictions(cifar_model, tmp
         assert status == 0, err
         outputs.append([line.split(None, 1)[1] for line in out.strip().splitlines()])
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
-    status, out, err = nndl("predict", path, "one.npy", cwd=tmp_path)
-    assert status == 0 and out.split(None, 1)[1].strip() == outputs[0][0]
+    np.save(tmp_path / "one_hwc.npy", X[0].transpose(1, 2, 0))  # np.asarray(PIL image)'s layout
+    for name in ("one.npy", "one_hwc.npy"):
+        status, out, err = nndl("predict", path, name, cwd=tmp_path)
+        assert status == 0 and out.split(None, 1)[1].strip() == outputs[0][0], err
 
 
 def test_csv_output_is_written_and_never_overwritten_without_force(cifar_model, tmp_path):
@@ -207,6 +209,9 @@ def test_an_image_for_a_flat_model_is_refused(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
     np.save(tmp_path / "x.npy", np.ones((2, 7)))
     one_line_error(*nndl("predict", "m.npz", "a.png", cwd=tmp_path)[::2], "a.png", "7 features")
+    np.save(tmp_path / "bad.npy", np.ones((2, 8)))
+    status, _, err = nndl("predict", "m.npz", "bad.npy", cwd=tmp_path)
+    one_line_error(status, err, "bad.npy", "expected (N, 7) or one example")
     status, out, err = nndl("predict", "m.npz", "x.npy", cwd=tmp_path)
     assert status == 0 and "no mean image" in err and out.count("x.npy[") == 2
 

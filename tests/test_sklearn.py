@@ -114,3 +114,44 @@ def test_load_refuses_a_model_file_not_saved_by_the_estimator(tmp_path):
     save_model(tmp_path / "m.npz", FullyConnectedNet([4], input_dim=3, num_classes=2, seed=0))
     with pytest.raises(CheckpointError, match="was not saved by MLPClassifier.save"):
         MLPClassifier.load(tmp_path / "m.npz")
+
+
+def test_nndl_evaluate_refuses_an_estimator_fitted_on_other_labels(tmp_path):
+    import subprocess
+    import sys
+
+    from nndl.data_utils import load_digits
+
+    X, y = load_digits(np.float64)
+    X = X.reshape(len(y), -1)
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    MLPClassifier(max_epochs=2, random_state=0).fit(X, names[y]).save(tmp_path / "words.npz")
+    MLPClassifier(max_epochs=2, random_state=0).fit(X, y).save(tmp_path / "digits.npz")
+    run = [sys.executable, "-m", "nndl", "evaluate", "--dataset", "digits"]
+    words = subprocess.run(run + [str(tmp_path / "words.npz")], capture_output=True, text=True, timeout=120)
+    assert words.returncode == 1 and words.stdout == ""
+    assert "predicts the classes eight, five, four, nine, ..., not the digits labels" in words.stderr
+    ints = subprocess.run(run + [str(tmp_path / "digits.npz")], capture_output=True, text=True, timeout=120)
+    assert ints.returncode == 0, ints.stderr
+    assert "test accuracy:" in ints.stdout
+
+
+def test_one_int_is_one_hidden_layer_and_survives_save_and_load(tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(60, 4)), np.arange(60) % 3
+    clf = MLPClassifier(hidden_layer_sizes=7, max_epochs=2, random_state=0).fit(X, y)
+    assert clf.model_.hidden_dims == [7]
+    clf.save(tmp_path / "m.npz")
+    again = MLPClassifier.load(tmp_path / "m.npz")
+    assert again.hidden_layer_sizes == 7
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(update_rule="adam", weight_decay=0.1), "weight_decay .decoupled. needs update_rule 'adamw' or 'sgdw', got 'adam'; use alpha"),
+    (dict(learning_rate=-1.0), r"learning_rate must be a number > 0, got -1.0"),
+    (dict(augment="flip-crop", image_shape=(3, 8, 8)), r"image_shape must be \(channels, height, width\) with 4 values"),
+])
+def test_bad_parameters_are_named_before_training(params, message):
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.arange(30) % 2
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(max_epochs=1, **params).fit(X, y)

@@ -113,7 +113,10 @@ def _md5(text):
 def _defaults_help(key):
     """'(default: digits X; cifar10 Y)' for a per-dataset default."""
     def show(v):
-        return " ".join(map(str, v)) if isinstance(v, list) else ("all" if v is None else str(v))
+        if isinstance(v, list):
+            return " ".join(map(str, v))
+        # None is "every image" for the split and sample sizes, "off" for the rest.
+        return ("all" if key.startswith("num_") else "none") if v is None else str(v)
 
     return "(default: " + "; ".join(f"{d} {show(TRAIN_DEFAULTS[d][key])}" for d in DATASETS) + ")"
 
@@ -223,9 +226,10 @@ def _add_data_arguments(data):
                       help="per-channel standardisation instead of mean-image subtraction "
                            + _defaults_help("standardize"))
     data.add_argument("--augment", choices=("none", "flip-crop"),
-                      help="random flips and padded crops of the training images " + _defaults_help("augment"))
+                      help="random horizontal flips and padded crops of the training images (flips suit photos, "
+                           "not digits) " + _defaults_help("augment"))
     data.add_argument("--crop-padding", type=_nonneg_int, metavar="P",
-                      help="padding of the random crops, in pixels (default: 4)")
+                      help="padding of the random crops, in pixels (default: 4; 1 on the 8x8 digits)")
 
 
 def _add_model_arguments(model):
@@ -244,13 +248,13 @@ def _add_model_arguments(model):
 
     model.add_argument("--activation", choices=tuple(ACTIVATIONS), help="(default: relu)")
     model.add_argument("--normalization", choices=("none",) + tuple(NORMALIZATIONS),
-                       help="after each hidden affine layer (default: none)")
+                       help="after each hidden affine layer " + _defaults_help("normalization"))
     model.add_argument("--batchnorm", action="store_true", help="same as --normalization batchnorm")
     model.add_argument("--dropout", type=_probability, metavar="P",
                        help="probability of dropping a hidden unit (default: 0)")
     model.add_argument("--reg", type=_nonneg_float, help="L2 strength, penalty 0.5*reg*sum(W**2) (default: 0)")
     model.add_argument("--weight-scale", type=_positive_float, metavar="S",
-                       help="std of the initial weights " + _defaults_help("weight_scale"))
+                       help="std of the initial weights, with --init none " + _defaults_help("weight_scale"))
     model.add_argument("--init", choices=("none", "he", "xavier"),
                        help="initial weight scale by name ('none': --weight-scale) " + _defaults_help("init"))
     model.add_argument("--label-smoothing", type=_probability, metavar="S",
@@ -274,7 +278,7 @@ def _add_optimisation_arguments(optim):
                        help="learning-rate schedule per iteration (needs --lr-decay 1) "
                             + _defaults_help("lr_schedule"))
     optim.add_argument("--warmup-epochs", type=_nonneg_float, metavar="E",
-                       help="linear warmup of the cosine schedule (default: 0)")
+                       help="linear warmup of --lr-schedule cosine (default: 0)")
     optim.add_argument("--patience", type=_positive_int, metavar="N",
                        help="stop after N epochs without a better validation accuracy (default: off)")
     optim.add_argument("--epochs", type=_positive_int, metavar="N", help=_defaults_help("epochs"))
@@ -284,7 +288,7 @@ def _add_optimisation_arguments(optim):
                             + _defaults_help("num_train_samples"))
     optim.add_argument("--sampling", choices=("replacement", "permutation"),
                        help="batches drawn with replacement (the course) or as a fresh permutation per "
-                            "epoch (default: replacement)")
+                            "epoch " + _defaults_help("sampling"))
     optim.add_argument("--seed", type=_nonneg_int, default=0, help="seed of initialisation, dropout and batches "
                                                                    "(default: 0)")
 
@@ -339,7 +343,38 @@ def _train_settings(args):
         if given:
             raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
                             f"state come from the checkpoint")
+    _check_flag_combinations(args, settings)
     return settings
+
+
+_IMAGE_SIZE = {"digits": 8, "cifar10": 32}  # pixels per side, for the crop check before loading
+
+
+def _check_flag_combinations(args, settings):
+    """Refuse, by flag and before any data is loaded, settings that contradict each other or
+    that would be silently ignored."""
+    if settings["lr_schedule"] is not None and settings["lr_decay"] != 1.0:
+        raise UserError(f"--lr-schedule {settings['lr_schedule']} and --lr-decay {settings['lr_decay']} both set "
+                        f"the learning rate; use one (--lr-decay 1 with a schedule)")
+    if settings["weight_decay"] and settings["update_rule"] not in ("adamw", "sgdw"):
+        raise UserError(f"--weight-decay {settings['weight_decay']} (decoupled) needs --update-rule adamw or sgdw, "
+                        f"got {settings['update_rule']}; use --reg for L2 with other rules")
+    if args.warmup_epochs is not None and settings["lr_schedule"] != "cosine":
+        raise UserError(f"--warmup-epochs {args.warmup_epochs} applies to --lr-schedule cosine only, "
+                        f"got --lr-schedule {settings['lr_schedule'] or 'none'}")
+    if settings["lr_schedule"] == "cosine" and settings["warmup_epochs"] >= settings["epochs"]:
+        raise UserError(f"--warmup-epochs {settings['warmup_epochs']} must be shorter than the run's "
+                        f"--epochs {settings['epochs']}")
+    if args.crop_padding is not None and settings["augment"] is None:
+        raise UserError(f"--crop-padding {args.crop_padding} applies to --augment flip-crop only")
+    size = _IMAGE_SIZE[args.dataset]
+    if settings["augment"] is not None and settings["crop_padding"] >= size:
+        raise UserError(f"--crop-padding {settings['crop_padding']} must be smaller than the {args.dataset} "
+                        f"images' {size} pixels")
+    if args.log_json is not None:
+        directory = os.path.dirname(os.path.abspath(args.log_json))
+        if os.path.isdir(args.log_json) or not os.path.isdir(directory):
+            raise UserError(f"--log-json {args.log_json}: expected a file in an existing directory")
 
 
 class _EpochReporter:
@@ -624,6 +659,10 @@ def _train(args, settings, out):
     finally:
         reporter.close()
     seconds = time.perf_counter() - start
+    if solver.stopped_epoch is not None:
+        best = int(np.argmax(solver.val_acc_history))
+        print(f"stopped early at epoch {solver.stopped_epoch}: no better validation accuracy for "
+              f"{settings['patience']} epochs; kept epoch {best} (validation accuracy {solver.best_val_acc:.4f})")
     written = _write_outputs(args, settings, out, solver, data, source, preprocessing, seconds)
     done = solver.epoch - epochs_before
     which = ""
@@ -660,7 +699,8 @@ def _write_outputs(args, settings, out, solver, data, source, preprocessing, sec
         "epochs_done": solver.epoch, "seconds": round(seconds, 3),
         "loss_history": [float(v) for v in solver.loss_history],
         "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
-        "best_val_acc": solver.best_val_acc, "val_acc": val_acc, "test_acc": test_acc,
+        "best_val_acc": solver.best_val_acc, "best_epoch": int(np.argmax(solver.val_acc_history)),
+        "val_acc": val_acc, "test_acc": test_acc,
     })
     return ["model.npz", "history.json"] + _save_plots(out, solver, model, data["X_train"].shape[1:])
 
@@ -746,6 +786,19 @@ def _evaluation_split(args, model, source):
     return name, split, data
 
 
+def _check_classes(path, model, name, dataset_classes):
+    """Refuse a model whose classes are not the dataset's labels 0..K-1 in order (e.g. an
+    estimator fitted on string labels, whose columns are in sorted order): scored against
+    the dataset's labels, its accuracy would be meaningless."""
+    names = [str(c) for c in (model.class_names or [])]
+    expected = [str(c) for c in dataset_classes]
+    if not names or names == expected or names == [str(i) for i in range(len(expected))]:
+        return
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    raise UserError(f"{path} predicts the classes {shown}, not the {name} labels ({', '.join(expected[:4])}, ...) "
+                    f"in their order; score it on its own labels in Python")
+
+
 def run_evaluate_command(args):
     """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
     from .checkpoint import load_model
@@ -753,6 +806,7 @@ def run_evaluate_command(args):
     model = load_model(args.model)
     source = _saved_source(args.model, model)
     name, split, data = _evaluation_split(args, model, source)
+    _check_classes(args.model, model, name, data["class_names"])
     X, y = data[f"X_{split}"], data[f"y_{split}"]
     mean = model.preprocessing.get("mean_image")
     if int(np.prod(X.shape[1:])) != model.input_dim:

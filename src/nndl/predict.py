@@ -12,8 +12,8 @@ Inputs are raw data, as the dataset the model was trained on stores it; the mode
 preprocessing (mean image, per-channel std) is applied here, as ``nndl evaluate`` does:
 
 - ``.npy``: one example of the model's input shape, or a batch ``(N, *shape)``; flat rows
-  ``(N, D)``, channels-last images ``(N, H, W, C)`` and grey images without a channel axis
-  ``(N, H, W)`` are accepted too.
+  ``(N, D)``, channels-last images ``(N, H, W, C)`` or ``(H, W, C)`` and grey images without a
+  channel axis ``(N, H, W)`` are accepted too.
 - ``.npz``: the array named by ``--key``, or the archive's only array.
 - image files (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.gif``; needs Pillow, the ``images``
   extra): converted to the model's channels (RGB or grey) and resized to its image size, pixel
@@ -45,9 +45,11 @@ _IMAGE_PIXELS = {"digits": (16.0 / 255.0, True)}
 
 def add_predict_arguments(parser):
     """The options of ``nndl predict``."""
-    parser.add_argument("model", metavar="MODEL", help="a model file written by nndl train (model.npz)")
+    parser.add_argument("model", metavar="MODEL", help="a model file: nndl train's model.npz, a checkpoint, a "
+                                                       "search's best_model.npz or MLPClassifier.save's file")
     parser.add_argument("inputs", metavar="INPUT", nargs="+",
-                        help="a .npy or .npz array of raw examples, or image files (.png, .jpg; needs Pillow)")
+                        help="a .npy or .npz array of raw examples, or image files (" + ", ".join(IMAGE_SUFFIXES)
+                             + "; needs Pillow)")
     parser.add_argument("--top", type=_number(int, lambda v: v >= 1, "an integer >= 1"), default=1, metavar="K",
                         help="print the K most probable classes of each example (default: 1)")
     parser.add_argument("--output", metavar="FILE.csv",
@@ -102,10 +104,11 @@ def _as_examples(path, X, input_shape):
         pass
     elif X.ndim == 2 and X.shape[1] == dim:
         X = X.reshape((-1,) + input_shape)
-    elif len(input_shape) == 3 and X.ndim == 4 and X.shape[1:] == input_shape[1:] + input_shape[:1]:
-        X = X.transpose(0, 3, 1, 2)  # channels-last (N, H, W, C), as image libraries store them
+    elif len(input_shape) == 3 and X.ndim in (3, 4) and X.shape[-3:] == input_shape[1:] + input_shape[:1]:
+        # channels-last (N, H, W, C) or one (H, W, C) image, as image libraries store them
+        X = X.reshape((-1,) + X.shape[-3:]).transpose(0, 3, 1, 2)
     else:
-        shapes = [f"(N, {', '.join(map(str, input_shape))})", f"(N, {dim})"]
+        shapes = [f"(N, {', '.join(map(str, input_shape))})"] + ([f"(N, {dim})"] if len(input_shape) > 1 else [])
         if len(input_shape) == 3:
             c, h, w = input_shape
             shapes.insert(1, f"(N, {h}, {w})" if c == 1 else f"(N, {h}, {w}, {c})")

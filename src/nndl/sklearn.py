@@ -21,6 +21,8 @@ and ``nndl.checkpoint.load_model``) with the estimator's parameters and classes;
 ``MLPClassifier.load(path)`` reads it back. Pickling the estimator works too.
 """
 
+import numbers
+
 import numpy as np
 
 try:
@@ -30,6 +32,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("nndl.sklearn needs scikit-learn: pip install 'nndl[sklearn]'") from exc
 
+from ._validation import check_domain
 from .fc_net import FullyConnectedNet
 from .solver import Solver
 
@@ -41,8 +44,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int
-        Width of each hidden layer.
+    hidden_layer_sizes : tuple of int, or int
+        Width of each hidden layer (an int: one hidden layer).
     activation : {'relu', 'leaky_relu', 'swish'}
     normalization : {None, 'batchnorm', 'layernorm'}
     dropout : float in [0, 1)
@@ -141,16 +144,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if new_model:
             self._generator = None  # fit starts again from random_state
         rng = self._rng()
+        options = self._solver_options(X.shape[1])  # checked before anything is built
         if new_model:
+            sizes = self.hidden_layer_sizes
+            # One int is one hidden layer, as scikit-learn's MLPClassifier takes it.
+            sizes = [sizes] if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool) else list(sizes)
             self.model_ = FullyConnectedNet(
-                list(self.hidden_layer_sizes), input_dim=X.shape[1], num_classes=len(self.classes_),
+                sizes, input_dim=X.shape[1], num_classes=len(self.classes_),
                 dropout=self.dropout, reg=self.alpha, weight_scale=self.weight_scale, dtype=self.dtype, seed=rng,
                 activation=self.activation, normalization=self.normalization, init=self.init,
                 label_smoothing=self.label_smoothing)
             self.n_epochs_ = 0
         X = X.astype(self.model_.dtype)
         data = self._split(X, codes, rng)
-        solver = Solver(self.model_, data, seed=rng, verbose=self.verbose, **self._solver_options(len(data["y_train"]), epochs))
+        options.update(num_epochs=epochs, batch_size=min(self.batch_size, len(data["y_train"])))
+        solver = Solver(self.model_, data, seed=rng, verbose=self.verbose, **options)
         solver.train()
         self.n_epochs_ += solver.epoch
         self.best_validation_score_ = solver.best_val_acc if self.early_stopping else None
@@ -169,11 +177,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         val, train = order[:n_val], order[n_val:]
         return {"X_train": X[train], "y_train": codes[train], "X_val": X[val], "y_val": codes[val]}
 
-    def _solver_options(self, num_train, epochs):
+    def _solver_options(self, num_features):
+        """The Solver's options (without the epochs and batch size), checked by parameter name."""
         from .augment import standard_augment
 
+        check_domain("learning_rate", self.learning_rate)
+        check_domain("weight_decay", self.weight_decay)
+        check_domain("batch_size", self.batch_size)
         optim_config = {"learning_rate": self.learning_rate}
         if self.weight_decay:
+            if self.update_rule not in ("adamw", "sgdw"):
+                raise ValueError(f"weight_decay (decoupled) needs update_rule 'adamw' or 'sgdw', got "
+                                 f"{self.update_rule!r}; use alpha for L2 with other rules")
             optim_config["decoupled_weight_decay"] = self.weight_decay
         augment = None
         if self.augment is not None:
@@ -181,10 +196,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"augment must be None or 'flip-crop', got {self.augment!r}")
             if self.image_shape is None:
                 raise ValueError("augment needs image_shape (channels, height, width) of the flattened examples")
-            augment = standard_augment(tuple(self.image_shape), padding=self.crop_padding)
+            shape = tuple(self.image_shape)
+            if len(shape) != 3 or int(np.prod(shape)) != num_features:
+                raise ValueError(f"image_shape must be (channels, height, width) with {num_features} values in all "
+                                 f"(the features of X), got {self.image_shape!r}")
+            augment = standard_augment(shape, padding=self.crop_padding)
         return dict(update_rule=self.update_rule, optim_config=optim_config, lr_schedule=self.lr_schedule,
-                    num_epochs=epochs, batch_size=min(self.batch_size, num_train), sampling="permutation",
-                    num_train_samples=1000, augment=augment,
+                    sampling="permutation", num_train_samples=1000, augment=augment,
                     patience=self.patience if self.early_stopping else None,
                     # Without held-out data there is no "best" epoch to go back to: keep the last.
                     keep_best=self.early_stopping)
@@ -231,7 +249,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(saved, dict):
             raise CheckpointError(f"{path} is an nndl model file but was not saved by MLPClassifier.save")
         params = dict(saved["params"])
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        if isinstance(params["hidden_layer_sizes"], list):  # JSON has no tuples
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         estimator = cls(**params)
         estimator.model_ = model
         estimator.classes_ = np.asarray(saved["classes"])
