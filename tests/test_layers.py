@@ -568,3 +568,14 @@ def test_batchnorm_torch_convention_equals_torch_in_float64():
 def test_batchnorm_unknown_convention_is_named():
     with pytest.raises(ValueError, match="bn_param\\['convention'\\] must be 'course' or 'torch', got 'keras'"):
         batchnorm_forward(np.ones((2, 1)), np.ones(1), np.zeros(1), {"mode": "train", "convention": "keras"})
+
+
+def test_softmax_is_a_stable_row_wise_probability():
+    from nndl.layers import softmax
+
+    scores = np.array([[1.0, 2.0, 3.0], [1000.0, 1000.0, -1000.0]], dtype=np.float32)
+    p = softmax(scores)
+    assert p.dtype == np.float64 and np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[0], np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum())
+    np.testing.assert_allclose(p[1], [0.5, 0.5, 0.0], atol=1e-12)

@@ -37,7 +37,7 @@ from ._files import write_atomically
 from ._validation import _short, check_seed
 from .fc_net import FullyConnectedNet, TwoLayerNet
 
-__all__ = ["save_model", "load_model", "check_savable", "load_checkpoint", "save_solver_checkpoint",
+__all__ = ["save_model", "load_model", "preprocess", "check_savable", "load_checkpoint", "save_solver_checkpoint",
            "restore_solver_checkpoint", "CheckpointError", "FORMAT_VERSION"]
 
 FORMAT = "nndl-model"
@@ -274,6 +274,23 @@ def load_model(path, seed=None):
     model.class_names = meta.get("class_names")
     model.metadata = meta
     return model
+
+
+def preprocess(model, X):
+    """Raw inputs ``X`` (N, *shape) as ``model`` saw them in training: the model file's mean image
+    subtracted and, when it has one, divided by its per-channel std (what ``nndl evaluate`` and
+    ``nndl predict`` apply). Without a mean image ``X`` is returned as it is. A float ``X`` keeps
+    its dtype."""
+    mean = model.preprocessing.get("mean_image")
+    if mean is None:
+        return X
+    if mean.size != int(np.prod(X.shape[1:])):
+        raise ValueError(f"the model's mean image has shape {mean.shape}; inputs of shape {X.shape[1:]} do not fit it")
+    X = X - mean.reshape(X.shape[1:]).astype(X.dtype, copy=False)
+    std = model.preprocessing.get("std_image")
+    if std is not None:
+        X /= std.reshape(X.shape[1:]).astype(X.dtype, copy=False)
+    return X
 
 
 def save_solver_checkpoint(solver, path, preprocessing=None, class_names=None, **extra):

@@ -801,7 +801,7 @@ def _check_classes(path, model, name, dataset_classes):
 
 def run_evaluate_command(args):
     """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
-    from .checkpoint import load_model
+    from .checkpoint import load_model, preprocess
 
     model = load_model(args.model)
     source = _saved_source(args.model, model)
@@ -819,10 +819,7 @@ def run_evaluate_command(args):
         raise UserError(f"{args.model} has a mean image of shape {mean.shape}, but {name} images have "
                         f"shape {X.shape[1:]}")
     else:
-        X = X - mean.astype(X.dtype, copy=False)
-        std = model.preprocessing.get("std_image")
-        if std is not None:
-            X /= std.astype(X.dtype, copy=False)
+        X = preprocess(model, X)
     print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})")
     _score(model, X, y, "test" if split == "test" else "validation")
     class_names = model.class_names or data["class_names"]

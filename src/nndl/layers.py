@@ -21,6 +21,7 @@ from ._blas import gemm_tn_update
 from ._validation import check_labels, check_probability
 
 __all__ = [
+    "softmax",
     "affine_forward", "affine_backward",
     "relu_forward", "relu_backward",
     "leaky_relu_forward", "leaky_relu_backward",
@@ -382,6 +383,14 @@ def _check_scores_labels(x, y):
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
     return x, check_labels("y", y, x.shape[0], x.shape[1])
+
+
+def softmax(scores):
+    """Class probabilities of ``scores`` (N, C), row by row, computed stably in float64."""
+    shifted = np.asarray(scores, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=1, keepdims=True)  # exp() cannot overflow
+    p = np.exp(shifted)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def softmax_loss(x, y, smoothing=0.0):

@@ -32,6 +32,7 @@ import sys
 import numpy as np
 
 from .cli import UserError, _number
+from .layers import softmax
 
 __all__ = ["add_predict_arguments", "run_predict_command", "read_inputs", "class_probabilities",
            "IMAGE_SUFFIXES"]
@@ -179,26 +180,14 @@ def class_probabilities(model, X, batch_size=1024):
     batches so that a large input does not need all its activations at once."""
     out = np.empty((X.shape[0], model.num_classes))
     for start in range(0, X.shape[0], batch_size):
-        scores = np.asarray(model.loss(X[start:start + batch_size].astype(model.dtype, copy=False)), np.float64)
-        scores -= scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        out[start:start + batch_size] = p / p.sum(axis=1, keepdims=True)
+        out[start:start + batch_size] = softmax(model.loss(X[start:start + batch_size].astype(model.dtype, copy=False)))
     return out
-
-
-def _preprocess(model, X):
-    mean, std = model.preprocessing.get("mean_image"), model.preprocessing.get("std_image")
-    if mean is not None and mean.size == model.input_dim:
-        X = X - mean.reshape(X.shape[1:])
-        if std is not None:
-            X = X / std.reshape(X.shape[1:])
-    return X
 
 
 def run_predict_command(args):
     """``nndl predict``: see ``add_predict_arguments`` and the module docstring."""
     from ._files import write_atomically
-    from .checkpoint import load_model
+    from .checkpoint import load_model, preprocess
 
     if args.output is not None:
         if os.path.exists(args.output) and not args.force:
@@ -215,7 +204,7 @@ def run_predict_command(args):
     rows = []
     for path in args.inputs:  # every input is read before anything is written
         X = read_inputs(path, input_shape, args.key, dataset)
-        probs = class_probabilities(model, _preprocess(model, X))
+        probs = class_probabilities(model, preprocess(model, X))
         top = np.argsort(-probs, axis=1, kind="stable")[:, :args.top]
         for i, classes in enumerate(top):
             rows.append((path, i, [(names[c], probs[i, c]) for c in classes]))

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._validation import check_domain
 from .fc_net import FullyConnectedNet
+from .layers import softmax
 from .solver import Solver
 
 __all__ = ["MLPClassifier"]
@@ -178,34 +179,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return {"X_train": X[train], "y_train": codes[train], "X_val": X[val], "y_val": codes[val]}
 
     def _solver_options(self, num_features):
-        """The Solver's options (without the epochs and batch size), checked by parameter name."""
-        from .augment import standard_augment
+        """The Solver's options (without the epochs and batch size), checked by parameter name
+        and built by ``nndl.recipes.solver_options``, as the command line builds a recipe's."""
+        from .recipes import solver_options
 
         check_domain("learning_rate", self.learning_rate)
         check_domain("weight_decay", self.weight_decay)
         check_domain("batch_size", self.batch_size)
-        optim_config = {"learning_rate": self.learning_rate}
-        if self.weight_decay:
-            if self.update_rule not in ("adamw", "sgdw"):
-                raise ValueError(f"weight_decay (decoupled) needs update_rule 'adamw' or 'sgdw', got "
-                                 f"{self.update_rule!r}; use alpha for L2 with other rules")
-            optim_config["decoupled_weight_decay"] = self.weight_decay
-        augment = None
-        if self.augment is not None:
-            if self.augment != "flip-crop":
-                raise ValueError(f"augment must be None or 'flip-crop', got {self.augment!r}")
-            if self.image_shape is None:
-                raise ValueError("augment needs image_shape (channels, height, width) of the flattened examples")
-            shape = tuple(self.image_shape)
-            if len(shape) != 3 or int(np.prod(shape)) != num_features:
-                raise ValueError(f"image_shape must be (channels, height, width) with {num_features} values in all "
-                                 f"(the features of X), got {self.image_shape!r}")
-            augment = standard_augment(shape, padding=self.crop_padding)
-        return dict(update_rule=self.update_rule, optim_config=optim_config, lr_schedule=self.lr_schedule,
-                    sampling="permutation", num_train_samples=1000, augment=augment,
-                    patience=self.patience if self.early_stopping else None,
-                    # Without held-out data there is no "best" epoch to go back to: keep the last.
-                    keep_best=self.early_stopping)
+        if self.weight_decay and self.update_rule not in ("adamw", "sgdw"):
+            # Checked here too, to name this estimator's L2 parameter (alpha) rather than a recipe's.
+            raise ValueError(f"weight_decay (decoupled) needs update_rule 'adamw' or 'sgdw', got "
+                             f"{self.update_rule!r}; use alpha for L2 with other rules")
+        if self.augment is not None and self.image_shape is None:
+            raise ValueError("augment needs image_shape (channels, height, width) of the flattened examples")
+        shape = None if self.image_shape is None else tuple(self.image_shape)
+        if self.augment is not None and (len(shape) != 3 or int(np.prod(shape)) != num_features):
+            raise ValueError(f"image_shape must be (channels, height, width) with {num_features} values in all "
+                             f"(the features of X), got {self.image_shape!r}")
+        settings = dict(update_rule=self.update_rule, learning_rate=self.learning_rate,
+                        weight_decay=self.weight_decay, lr_schedule=self.lr_schedule, warmup_epochs=0.0,
+                        lr_decay=1.0, epochs=self.max_epochs, batch_size=self.batch_size,
+                        num_train_samples=1000, sampling="permutation", augment=self.augment,
+                        crop_padding=self.crop_padding,
+                        patience=self.patience if self.early_stopping else None)
+        # Without held-out data there is no "best" epoch to go back to: keep the last.
+        return dict(solver_options(settings, shape), keep_best=self.early_stopping)
 
     # ------------------------------------------------------------------ prediction
 
@@ -216,10 +214,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in the order of ``classes_``."""
-        scores = self._scores(X).astype(np.float64)
-        scores -= scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        return p / p.sum(axis=1, keepdims=True)
+        return softmax(self._scores(X))
 
     def predict(self, X):
         """The most probable class of each example, as labels of ``classes_``."""
