@@ -30,6 +30,7 @@ import numpy as np
 
 from nndl import recipes
 from nndl.data_utils import _preprocess, load_CIFAR10, load_CIFAR10_meta
+from nndl.predict import class_probabilities
 from nndl.solver import Solver
 
 NUM_TEST = 1017
@@ -57,19 +58,20 @@ def run_nndl(settings, data, seed=0):
     solver.train()
     seconds = time.perf_counter() - start
     test_acc = float(np.mean(model.predict(data["X_test"]) == data["y_test"]))
-    return {"test_acc": test_acc, "best_val_acc": solver.best_val_acc, "seconds": seconds,
+    # Test-time flips (nndl evaluate/predict --tta flip), for the recipes that train with flips.
+    flipped = class_probabilities(model, data["X_test"], tta="flip").argmax(1)
+    return {"test_acc": test_acc, "test_acc_tta_flip": float(np.mean(flipped == data["y_test"])),
+            "best_val_acc": solver.best_val_acc, "seconds": seconds,
             "epochs_run": solver.epoch, "final_train_acc": solver.train_acc_history[-1]}
 
 
-def run_torch(settings, data, seed=0):
-    """The same net and recipe in PyTorch (only the recipes' features that torch has built in)."""
+def _torch_setup(settings, data, seed):
+    """PyTorch's net, AdamW, one-cycle schedule and loss for ``settings`` (CPU, 2 threads)."""
     import torch
 
     torch.manual_seed(seed)
     torch.set_num_threads(2)
-    Xtr, ytr = torch.tensor(data["X_train"]), torch.tensor(data["y_train"])
-    Xval, yval = torch.tensor(data["X_val"]), torch.tensor(data["y_val"])
-    layers, width = [torch.nn.Flatten()], Xtr[0].numel()
+    layers, width = [torch.nn.Flatten()], int(np.prod(data["X_train"].shape[1:]))
     for h in settings["hidden"]:
         layers += [torch.nn.Linear(width, h)]
         if settings["normalization"] == "batchnorm":
@@ -82,35 +84,82 @@ def run_torch(settings, data, seed=0):
     if settings["update_rule"] != "adamw":
         raise SystemExit("--torch reproduces AdamW recipes only")
     opt = torch.optim.AdamW(net.parameters(), lr=settings["learning_rate"], weight_decay=settings["weight_decay"])
-    bs, epochs = settings["batch_size"], settings["epochs"]
-    steps = Xtr.shape[0] // bs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings["learning_rate"], total_steps=epochs * steps,
-                                                cycle_momentum=False)
+    steps = data["X_train"].shape[0] // settings["batch_size"]
+    sched = None
+    if settings["lr_schedule"] == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings["learning_rate"],
+                                                    total_steps=settings["epochs"] * steps, cycle_momentum=False)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
-    pad = settings["crop_padding"]
-    start = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
-        order = torch.randperm(Xtr.shape[0])
-        for i in range(steps):
-            idx = order[i * bs:(i + 1) * bs]
-            xb = Xtr[idx]
-            if settings["augment"]:
-                flip = torch.rand(len(idx)) < 0.5
-                xb[flip] = xb[flip].flip(3)
-                padded = torch.nn.functional.pad(xb, (pad,) * 4, mode="reflect")
-                ox, oy = torch.randint(0, 2 * pad + 1, (2, len(idx)))
-                xb = torch.stack([padded[j, :, oy[j]:oy[j] + 32, ox[j]:ox[j] + 32] for j in range(len(idx))])
-            opt.zero_grad()
-            loss_fn(net(xb), ytr[idx]).backward()
-            opt.step()
+    return net, opt, sched, loss_fn
+
+
+def _torch_epoch(settings, net, opt, sched, loss_fn, Xtr, ytr, spent=None):
+    """One epoch of PyTorch training: permuted batches, nndl's flips and reflect crops, AdamW steps.
+    With a dict ``spent``, the seconds of the augmentation and of ``opt.step`` are added to it."""
+    import torch
+
+    bs, pad = settings["batch_size"], settings["crop_padding"]
+    net.train()
+    order = torch.randperm(Xtr.shape[0])
+    for i in range(Xtr.shape[0] // bs):
+        idx = order[i * bs:(i + 1) * bs]
+        xb = Xtr[idx]
+        start = time.perf_counter()
+        if settings["augment"]:
+            flip = torch.rand(len(idx)) < 0.5
+            xb[flip] = xb[flip].flip(3)
+            padded = torch.nn.functional.pad(xb, (pad,) * 4, mode="reflect")
+            ox, oy = torch.randint(0, 2 * pad + 1, (2, len(idx)))
+            xb = torch.stack([padded[j, :, oy[j]:oy[j] + 32, ox[j]:ox[j] + 32] for j in range(len(idx))])
+        augmented = time.perf_counter()
+        opt.zero_grad()
+        loss_fn(net(xb), ytr[idx]).backward()
+        stepping = time.perf_counter()
+        opt.step()
+        if spent is not None:
+            spent["augment"] += augmented - start
+            spent["update"] += time.perf_counter() - stepping
+        if sched is not None:
             sched.step()
+
+
+def run_torch(settings, data, seed=0):
+    """The same net and recipe in PyTorch (only the recipes' features that torch has built in)."""
+    import torch
+
+    net, opt, sched, loss_fn = _torch_setup(settings, data, seed)
+    Xtr, ytr = torch.tensor(data["X_train"]), torch.tensor(data["y_train"])
+    Xval, yval = torch.tensor(data["X_val"]), torch.tensor(data["y_val"])
+    start = time.perf_counter()
+    for _ in range(settings["epochs"]):
+        _torch_epoch(settings, net, opt, sched, loss_fn, Xtr, ytr)
         _torch_epoch_check(net, Xtr, ytr, Xval, yval, settings["num_train_samples"])
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        pred = net(torch.tensor(data["X_test"])).argmax(1).numpy()
-    return {"test_acc": float(np.mean(pred == data["y_test"])), "seconds": seconds, "epochs_run": epochs}
+        Xtest = torch.tensor(data["X_test"])
+        probs = torch.softmax(net(Xtest), 1)
+        flipped = (probs + torch.softmax(net(Xtest.flip(3)), 1)).argmax(1).numpy()
+    y = data["y_test"]
+    return {"test_acc": float(np.mean(probs.argmax(1).numpy() == y)), "test_acc_tta_flip": float(np.mean(flipped == y)),
+            "seconds": seconds, "epochs_run": settings["epochs"]}
+
+
+def measure_torch_overhead(settings, data, epochs=2):
+    """PyTorch's side of ``measure_overhead``: the shares of its augmentation and of its AdamW step
+    (``opt.step``) in ``epochs`` epochs of the same net, for comparison."""
+    import torch
+
+    settings = dict(settings, hidden=[1024, 512], epochs=epochs, lr_schedule=None)
+    net, opt, sched, loss_fn = _torch_setup(settings, data, 0)
+    Xtr, ytr = torch.tensor(data["X_train"]), torch.tensor(data["y_train"])
+    spent = {"augment": 0.0, "update": 0.0}
+    start = time.perf_counter()
+    for _ in range(epochs):
+        _torch_epoch(settings, net, opt, sched, loss_fn, Xtr, ytr, spent)
+    total = time.perf_counter() - start
+    return {"epochs": epochs, "seconds": total, "augment_fraction": spent["augment"] / total,
+            "update_fraction": spent["update"] / total}
 
 
 def _torch_epoch_check(net, Xtr, ytr, Xval, yval, num_train_samples):
@@ -200,12 +249,17 @@ def main(argv=None):
             run = (run_nndl if impl == "nndl" else run_torch)(settings, data, args.seed)
             run.update(recipe=name, impl=impl, load_before=load, settings=settings)
             results["runs"].append(run)
-            print(f"{name:>8} {impl:>5}: test acc {run['test_acc']:.4f} in {run['seconds']:.1f} s "
+            print(f"{name:>8} {impl:>5}: test acc {run['test_acc']:.4f} (with test-time flips "
+                  f"{run['test_acc_tta_flip']:.4f}) in {run['seconds']:.1f} s "
                   f"({run['epochs_run']} epochs; load {load:.2f})", flush=True)
     if args.overhead:
         settings = {**recipes.recipe_settings("cifar10"), **changes}
         data = load_split(args.data_dir, True)
         results["overhead"] = o = measure_overhead(settings, data)
+        if args.torch:
+            results["torch_overhead"] = t = measure_torch_overhead(settings, data)
+            print(f"PyTorch overhead ({t['epochs']} epochs, {t['seconds']:.2f} s): augmentation "
+                  f"{100 * t['augment_fraction']:.1f}%, AdamW step {100 * t['update_fraction']:.1f}% of the epoch")
         print(f"overhead (3072-1024-512-10, {o['epochs']} epochs, {o['seconds']:.2f} s): augmentation "
               f"{100 * o['augment_fraction']:.1f}%, update {100 * o['update_fraction']:.1f}%, together "
               f"{100 * o['augment_plus_update_fraction']:.1f}% of the epoch; added by the recipe (augmentation, "

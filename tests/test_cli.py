@@ -77,6 +77,24 @@ def test_evaluate_prints_the_accuracy_train_reported_and_a_confusion_matrix(digi
     assert np.trace(matrix) == int(line.group(2))
 
 
+def test_evaluate_tta_flip_scores_the_averaged_predictions(digits_run, capsys):
+    from nndl.checkpoint import preprocess
+    from nndl.data import load_dataset
+    from nndl.predict import class_probabilities
+
+    status, out, _ = run(["evaluate", digits_run / "model.npz", "--tta", "flip"], capsys)
+    assert status == 0 and "test-time augmentation: flip" in out
+    model = load_model(digits_run / "model.npz")
+    data, _ = load_dataset("digits", subtract_mean=False)  # raw images, as evaluate reads them
+    X = preprocess(model, data["X_test"])
+    flipped = class_probabilities(model, X, tta="flip").argmax(1)
+    assert not np.array_equal(flipped, model.predict(X))  # the option changes what is scored
+    line = accuracy_line(out)
+    assert int(line.group(2)) == int(np.sum(flipped == data["y_test"]))
+    rows = out.split("columns: predicted class):\n")[1].strip().splitlines()[1:]
+    assert np.trace(np.array([[int(v) for v in row.split()[1:]] for row in rows])) == int(line.group(2))
+
+
 def test_train_in_process_small_run_prints_accuracies_and_progress(tmp_path, capsys):
     status, out, err = run(["train", "--epochs", 2, "--hidden", 32, 16, "--batchnorm", "--dropout", 0.1,
                             "--update-rule", "sgd_momentum", "--lr", 0.05, "--out", tmp_path], capsys)

@@ -222,3 +222,50 @@ def test_class_probabilities_in_batches_equal_one_pass(cifar_model):
     probs = class_probabilities(model, X, batch_size=7)
     np.testing.assert_allclose(probs, expected_probs(model, X, 0.0), rtol=1e-12)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+
+
+def test_flip_tta_averages_each_image_with_its_mirror(cifar_model):
+    _, model, *_ = cifar_model
+    X = np.random.default_rng(6).normal(size=(9, 3, 32, 32))
+    probs = class_probabilities(model, X, batch_size=4, tta="flip")
+    by_hand = 0.5 * (expected_probs(model, X, 0.0) + expected_probs(model, X[..., ::-1], 0.0))
+    np.testing.assert_allclose(probs, by_hand, rtol=1e-12)
+    # Mirrored images get the same averaged prediction (the mirror is the left-right one,
+    # not up-down: flipping the height axis would change it).
+    np.testing.assert_allclose(class_probabilities(model, X[..., ::-1].copy(), tta="flip"), probs, rtol=1e-12)
+    assert not np.allclose(class_probabilities(model, X[:, :, ::-1].copy(), tta="flip"), probs)
+    assert not np.allclose(probs, class_probabilities(model, X))
+
+
+def test_flip_tta_bad_arguments(cifar_model):
+    _, model, *_ = cifar_model
+    with pytest.raises(ValueError, match=r"tta must be None or one of flip; got 'crop'"):
+        class_probabilities(model, np.zeros((2, 3, 32, 32)), tta="crop")
+    with pytest.raises(ValueError, match=r"tta 'flip' needs images .* got inputs of shape \(2, 3072\)"):
+        class_probabilities(model, np.zeros((2, 3072)), tta="flip")
+
+
+def test_predict_tta_flip_through_the_command(cifar_model, tmp_path):
+    path, model, mean, std = cifar_model
+    X = np.random.default_rng(7).uniform(0, 255, size=(3, 3, 32, 32))
+    np.save(tmp_path / "x.npy", X)
+    status, out, err = nndl("predict", path, "x.npy", "--tta", "flip", "--top", "2", cwd=tmp_path)
+    assert status == 0, err
+    probs = 0.5 * (expected_probs(model, X, mean, std) + expected_probs(model, X[..., ::-1], mean[..., ::-1],
+                                                                        std[..., ::-1]))
+    for i, line in enumerate(out.strip().splitlines()):
+        order = np.argsort(-probs[i])[:2]
+        fields = line.split()
+        assert fields[1::2] == [CIFAR10_CLASSES[c] for c in order]
+        np.testing.assert_allclose([float(v) for v in fields[2::2]], probs[i, order], atol=1e-4)
+
+
+def test_predict_tta_refused_for_a_model_of_flat_inputs(tmp_path):
+    model = FullyConnectedNet([5], input_dim=7, num_classes=3, dtype=np.float64, seed=0)
+    save_model(tmp_path / "m.npz", model)
+    np.save(tmp_path / "x.npy", np.ones((2, 7)))
+    status, out, err = nndl("predict", "m.npz", "x.npy", "--tta", "flip", cwd=tmp_path)
+    one_line_error(status, err, "--tta flip", "m.npz", "(7,)", "not images")
+    assert out == ""
+    status, _, err = nndl("predict", "m.npz", "x.npy", "--tta", "crop", cwd=tmp_path)
+    assert status == 2 and "invalid choice: 'crop'" in err

@@ -183,11 +183,12 @@ def _write_json(path, obj):
     write_atomically(path, lambda f: f.write(json.dumps(obj, indent=1) + "\n"), suffix=".json.tmp", text=True)
 
 
-def _score(model, X, y, label):
-    """Print ``<label> accuracy: 0.xxxx (correct/total)`` and return the accuracy (None if y is empty)."""
+def _score(model, X, y, label, predictions=None):
+    """Print ``<label> accuracy: 0.xxxx (correct/total)`` and return the accuracy (None if y is empty).
+    ``predictions`` are the model's on ``X`` when the caller has them already."""
     if not len(y):
         return None
-    correct = int(np.sum(model.predict(X) == y))
+    correct = int(np.sum((model.predict(X) if predictions is None else predictions) == y))
     print(f"{label} accuracy: {correct / len(y):.4f} ({correct}/{len(y)})")
     return correct / len(y)
 
@@ -717,6 +718,9 @@ def add_evaluate_arguments(parser):
     parser.add_argument("--split", choices=("test", "val"),
                         help="score the test split or the validation split (default: test, or val "
                              "where there is no test split, as nndl train then reported)")
+    from .predict import add_tta_argument  # lazily: nndl.predict imports this module
+
+    add_tta_argument(parser)
     return parser
 
 
@@ -802,6 +806,7 @@ def _check_classes(path, model, name, dataset_classes):
 def run_evaluate_command(args):
     """``nndl evaluate``: accuracy and confusion matrix of a saved model."""
     from .checkpoint import load_model, preprocess
+    from .predict import check_tta, class_probabilities
 
     model = load_model(args.model)
     source = _saved_source(args.model, model)
@@ -820,10 +825,13 @@ def run_evaluate_command(args):
                         f"shape {X.shape[1:]}")
     else:
         X = preprocess(model, X)
-    print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})")
-    _score(model, X, y, "test" if split == "test" else "validation")
+    check_tta(args.tta, args.model, X.shape[1:])
+    print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})"
+          + (f", test-time augmentation: {args.tta}" if args.tta else ""))
+    predictions = model.predict(X) if args.tta is None else class_probabilities(model, X, tta=args.tta).argmax(1)
+    _score(model, X, y, "test" if split == "test" else "validation", predictions)
     class_names = model.class_names or data["class_names"]
-    print(_format_confusion(_confusion_matrix(y, model.predict(X), model.num_classes), class_names))
+    print(_format_confusion(_confusion_matrix(y, predictions, model.num_classes), class_names))
     return 0
 
 
