@@ -9,14 +9,16 @@ standardisation) is computed on the training set only.
     python benchmarks/bench_recipes.py --data-dir ../shared/data/cifar-10-subset \\
         --recipe seed --recipe cifar10 --torch --overhead --out benchmarks/results/recipes.json
 
-``--recipe NAME`` (repeatable) trains a recipe of ``nndl.recipes`` and scores the test set;
+``--recipe NAME`` (repeatable) trains a recipe of ``nndl.recipes`` and scores the test set, as it
+is and with test-time flips (``nndl evaluate --tta flip``);
 ``--set KEY=VALUE`` changes a setting of every recipe run (JSON values: ``--set epochs=5``);
 ``--torch`` trains the same net with the same recipe in PyTorch (CPU, 2 threads) side by side,
 checking the accuracy on a training sample and the validation set after every epoch as nndl's
 Solver does (so both time the same work; PyTorch keeps its last epoch, nndl its best);
 ``--overhead`` times the augmentation and the update rule inside two epochs of the
 3072-1024-512-10 net, as a fraction of the epoch, and what the recipe adds to a plain Adam run
-(the augmentation, and AdamW's decoupled decay: its update's time over Adam's). Each run prints the machine's load
+(the augmentation, and AdamW's decoupled decay: its update's time over Adam's); with ``--torch``
+also the shares of PyTorch's augmentation and ``AdamW.step`` in its own epoch. Each run prints the machine's load
 (``os.getloadavg``) before it starts, as timings on a shared machine are noisy.
 """
 
@@ -158,8 +160,9 @@ def measure_torch_overhead(settings, data, epochs=2):
     for _ in range(epochs):
         _torch_epoch(settings, net, opt, sched, loss_fn, Xtr, ytr, spent)
     total = time.perf_counter() - start
+    steps = epochs * (Xtr.shape[0] // settings["batch_size"])
     return {"epochs": epochs, "seconds": total, "augment_fraction": spent["augment"] / total,
-            "update_fraction": spent["update"] / total}
+            "update_fraction": spent["update"] / total, "update_ms_per_step": 1e3 * spent["update"] / steps}
 
 
 def _torch_epoch_check(net, Xtr, ytr, Xval, yval, num_train_samples):
@@ -180,7 +183,7 @@ def _timed_epochs(settings, data, epochs):
     """Seconds of ``epochs`` epochs of ``settings``, and of its augmentation and update rule in them."""
     from nndl import optim
 
-    spent = {"augment": 0.0, "update": 0.0}
+    spent = {"augment": 0.0, "update": 0.0, "steps": 0}
     options = recipes.solver_options(settings, data["X_train"].shape[1:])
     rule = optim.get_update_rule(options["update_rule"])
 
@@ -195,14 +198,21 @@ def _timed_epochs(settings, data, epochs):
 
     rng = np.random.default_rng(0)
     model = recipes.build_model(settings, 3072, 10, rng)
-    options.update(update_rule=timed("update", rule))
+    timed_rule = timed("update", rule)
+
+    def update(w, dw, config=None):
+        spent["steps"] += w is model.params["W1"]  # one count per step: W1 is updated once in each
+        return timed_rule(w, dw, config)
+
+    update.__name__ = rule.__name__  # the Solver checks the config's keys against the rule's name
+    options.update(update_rule=update)
     if options["augment"] is not None:
         options["augment"] = timed("augment", options["augment"])
     solver = Solver(model, {k: data[k] for k in ("X_train", "y_train", "X_val", "y_val")}, verbose=False,
                     seed=rng, num_val_samples=1, **{**options, "num_train_samples": 1})
     start = time.perf_counter()
     solver.train()
-    return time.perf_counter() - start, spent["augment"], spent["update"]
+    return time.perf_counter() - start, spent["augment"], spent["update"], spent["steps"]
 
 
 def measure_overhead(settings, data, epochs=2):
@@ -210,11 +220,12 @@ def measure_overhead(settings, data, epochs=2):
     3072-1024-512-10 net; and what the recipe's additions cost: the augmentation, and AdamW's
     decoupled decay over plain Adam's update (the same epochs with update_rule 'adam')."""
     settings = dict(settings, hidden=[1024, 512], epochs=epochs, lr_schedule=None, patience=None)
-    total, augment, update = _timed_epochs(settings, data, epochs)
+    total, augment, update, steps = _timed_epochs(settings, data, epochs)
     plain = dict(settings, update_rule="adam", weight_decay=0.0, augment=None)
-    plain_total, _, adam_update = _timed_epochs(plain, data, epochs)
+    plain_total, _, adam_update, _ = _timed_epochs(plain, data, epochs)
     added = augment + max(update - adam_update, 0.0)
     return {"epochs": epochs, "seconds": total, "augment_seconds": augment, "update_seconds": update,
+            "steps": steps, "update_ms_per_step": 1e3 * update / steps,
             "augment_fraction": augment / total, "update_fraction": update / total,
             "augment_plus_update_fraction": (augment + update) / total,
             "adam_seconds": plain_total, "adam_update_seconds": adam_update,
@@ -265,6 +276,8 @@ def main(argv=None):
               f"{100 * o['augment_plus_update_fraction']:.1f}% of the epoch; added by the recipe (augmentation, "
               f"AdamW's decay over Adam's update of {o['adam_update_seconds']:.2f} s): "
               f"{100 * o['added_fraction']:.1f}%")
+        print(f"AdamW update: {o['update_ms_per_step']:.1f} ms per step"
+              + (f" (PyTorch's: {results['torch_overhead']['update_ms_per_step']:.1f} ms)" if args.torch else ""))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
