@@ -14,6 +14,7 @@ import pytest
 from cifar_files import make_archive, md5, serve, write_batch
 
 from nndl import cli, layers
+from nndl import train as train_command
 from nndl.checkpoint import load_model, save_model
 from nndl.data_utils import CIFAR10_FILES, CIFAR10_TRAIN_FILES
 from nndl.fc_net import FullyConnectedNet
@@ -595,7 +596,7 @@ def test_progress_bar_only_on_a_terminal():
         epoch, loss_history, train_acc_history, val_acc_history, optim_configs = 1, [1.0], [0.5], [0.5], {}
 
     for stream, bar in ((Terminal(), True), (io.StringIO(), False)):
-        reporter = cli._EpochReporter(2, True, Stub(), stream=stream)
+        reporter = train_command._EpochReporter(2, True, Stub(), stream=stream)
         reporter(Stub())
         reporter.close()
         assert ("\r" in stream.getvalue()) is bar
@@ -613,7 +614,7 @@ def test_every_subcommand_shares_one_error_and_exit_policy(monkeypatch, capsys):
         raise ValueError("the value\nis bad")
 
     monkeypatch.setattr(nndl.search, "run_search_command", interrupted)
-    monkeypatch.setattr(cli, "run_train_command", refused)
+    monkeypatch.setattr(train_command, "run_train_command", refused)
     assert nndl.search.main(["--trials", "1"]) == 130  # python -m nndl.search
     assert capsys.readouterr().err == "nndl search: interrupted; run the same command again to resume\n"
     assert cli.main(["search", "--trials", "1"]) == 130
