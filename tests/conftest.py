@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nndl import cli
 from nndl.gradient_check import GradientCheck, eval_numerical_gradient, rel_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,3 +37,14 @@ def cifar_subset_dir():
     if not (CIFAR_SUBSET / "data_batch_1").is_file():
         pytest.skip(f"shared CIFAR-10 subset not found at {CIFAR_SUBSET}")
     return CIFAR_SUBSET
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """One `nndl train` with every default (the first-run experience), shared by several tests.
+
+    test_cli.py, test_train.py and test_evaluate.py use it; none of them writes to its directory."""
+    out = tmp_path_factory.mktemp("digits")
+    status = cli.main(["train", "--out", str(out), "--quiet"])
+    assert status == 0
+    return out
