@@ -1,7 +1,6 @@
 """The documentation: README links resolve and the mkdocs site builds without warnings."""
 
 import re
-import shutil
 import subprocess
 import sys
 
