@@ -34,8 +34,9 @@ def test_evaluate_tta_flip_scores_the_averaged_predictions(digits_run, capsys):
     from nndl.data import load_dataset
     from nndl.predict import class_probabilities
 
-    status, out, _ = run(["evaluate", digits_run / "model.npz", "--tta", "flip"], capsys)
+    status, out, err = run(["evaluate", digits_run / "model.npz", "--tta", "flip"], capsys)
     assert status == 0 and "test-time augmentation: flip" in out
+    assert "was trained without flips (augment none); --tta flip may lower its accuracy" in err
     model = load_model(digits_run / "model.npz")
     data, _ = load_dataset("digits", subtract_mean=False)  # raw images, as evaluate reads them
     X = preprocess(model, data["X_test"])

@@ -245,6 +245,14 @@ def test_flip_tta_bad_arguments(cifar_model):
         class_probabilities(model, np.zeros((2, 3072)), tta="flip")
 
 
+def test_flip_tta_refuses_channels_last_images_of_a_loaded_model(cifar_model):
+    from nndl.checkpoint import load_model
+
+    model = load_model(cifar_model[0])
+    with pytest.raises(ValueError, match=r"needs images \(N, 3, 32, 32\), got inputs of shape \(2, 32, 32, 3\)"):
+        class_probabilities(model, np.zeros((2, 32, 32, 3)), tta="flip")
+
+
 def test_predict_tta_flip_through_the_command(cifar_model, tmp_path):
     path, model, mean, std = cifar_model
     X = np.random.default_rng(7).uniform(0, 255, size=(3, 3, 32, 32))

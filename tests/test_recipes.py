@@ -60,3 +60,18 @@ def test_inconsistent_settings_are_named(change, image_shape, message):
 def test_cosine_recipe_carries_its_warmup():
     settings = {**recipes.recipe_settings("cifar10"), "lr_schedule": "cosine", "warmup_epochs": 2.0}
     assert recipes.solver_options(settings, (3, 32, 32))["lr_schedule"] == {"name": "cosine", "warmup_epochs": 2.0}
+
+
+def test_a_misspelt_setting_is_refused_by_name():
+    settings = dict(recipes.recipe_settings("cifar10"), lrate=0.1)
+    with pytest.raises(ValueError, match="settings has unknown keys 'lrate'; the settings are hidden, "):
+        recipes.solver_options(settings, (3, 32, 32))
+
+
+def test_every_recipe_names_its_dataset_and_has_that_datasets_split():
+    from nndl.data import SPLIT_DEFAULTS
+
+    assert set(recipes.RECIPE_DATASETS) == set(recipes.RECIPES)
+    for name, dataset in recipes.RECIPE_DATASETS.items():
+        for key, value in SPLIT_DEFAULTS[dataset].items():
+            assert recipes.RECIPES[name][key] == value, (name, key)

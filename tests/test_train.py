@@ -297,6 +297,11 @@ def test_existing_outputs_are_kept_unless_forced(tmp_path, capsys):
     (["--augment", "flip-crop", "--crop-padding", "8"], "--crop-padding 8 must be smaller than the digits images' 8", 1),
     (["--log-json", "no/such/dir/log.jsonl"], "--log-json no/such/dir/log.jsonl: expected a file in an existing", 1),
     (["--recipe", "fast"], "argument --recipe: invalid choice: 'fast'", 2),
+    (["--init", "he", "--weight-scale", "0.1"],
+     "--weight-scale 0.1 applies to --init none only, but the weights are initialised by --init he$", 1),
+    (["--recipe", "cifar10", "--dataset", "digits", "--weight-scale", "0.1"],
+     r"initialised by --init he \(the cifar10 recipe's\)", 1),
+    (["--weight-decay", "0.1"], r"needs --update-rule adamw or sgdw, got adam \(the digits recipe's\); use --reg", 1),
     (["--patience", "0"], "--patience: expected a positive integer, got '0'", 2),
 ])
 def test_modern_training_flags_refuse_bad_values_in_one_line(tmp_path, capsys, argv, pattern, code):
@@ -365,5 +370,44 @@ def test_early_stopping_is_reported_with_the_epoch_kept(tmp_path, capsys):
     assert stopped < 40 and history["epochs_done"] == stopped
     best = history["best_epoch"]
     assert history["val_acc_history"][best] == max(history["val_acc_history"]) == history["best_val_acc"]
-    assert (f"stopped early at epoch {stopped}: no better validation accuracy for 1 epochs; kept epoch {best} "
+    assert (f"stopped early at epoch {stopped}: no better validation accuracy for 1 epoch; kept epoch {best} "
             f"(validation accuracy {history['best_val_acc']:.4f})") in out
+
+
+def test_a_recipe_trains_on_its_own_dataset_and_takes_the_datasets_split(cifar_subset_dir, tmp_path, capsys):
+    status, out, _ = run(["train", "--recipe", "cifar10", "--data-dir", cifar_subset_dir, "--hidden", 16, "--epochs", 1,
+                          "--out", tmp_path / "c", "-q"], capsys)
+    assert status == 0 and "cifar10: 4170 training, 1000 validation, 0 test images" in out
+    # A recipe made for CIFAR-10 on the digits: the digits' split, not the recipe's 1,000 validation images.
+    status, out, _ = run(["train", "--dataset", "digits", "--recipe", "seed", "--epochs", 1, "--out", tmp_path / "d",
+                          "-q"], capsys)
+    assert status == 0 and "digits: 1257 training, 180 validation, 360 test images" in out
+
+
+def test_a_chosen_rule_or_decay_replaces_the_recipes_conflicting_default_with_a_note(tmp_path, capsys):
+    status, _, err = run(["train", "--recipe", "cifar10", "--dataset", "digits", "--hidden", 16, "--update-rule", "adam",
+                          "--lr-decay", "0.9", "--epochs", 1, "--out", tmp_path, "-q"], capsys)
+    assert status == 0, err
+    assert "note: --update-rule adam has no decoupled weight decay; the cifar10 recipe's 0.05 is off" in err
+    assert "note: --lr-decay 0.9 replaces the cifar10 recipe's onecycle schedule" in err
+    training = json.loads((tmp_path / "history.json").read_text())["training"]
+    assert training["weight_decay"] == 0.0 and training["lr_schedule"] is None and training["lr_decay"] == 0.9
+
+
+def test_resume_takes_the_dataset_and_its_directory_from_the_checkpoint(cifar_subset_dir, tmp_path, capsys):
+    assert run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--hidden", 16, "--lr-schedule", "none",
+                "--epochs", 1, "--checkpoints", "--out", tmp_path / "a", "-q"], capsys)[0] == 0
+    checkpoint = tmp_path / "a" / "checkpoints" / "epoch_1.npz"
+    status, _, err = run(["train", "--resume", checkpoint, "--dataset", "digits", "--epochs", 2,
+                          "--out", tmp_path / "b"], capsys)
+    assert_one_line_error(status, err, f"--dataset digits: {re.escape(str(checkpoint))} was trained on cifar10$")
+    status, out, err = run(["train", "--resume", checkpoint, "--epochs", 2, "--out", tmp_path / "c", "-q"], capsys)
+    assert status == 0, err
+    assert "cifar10: 4170 training, 1000 validation" in out and "resuming at epoch 1 of 2" in out
+
+
+def test_num_test_for_a_directory_without_a_test_batch_is_refused(cifar_subset_dir, tmp_path, capsys):
+    status, _, err = run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--num-test", 500,
+                          "--out", tmp_path / "o"], capsys)
+    assert_one_line_error(status, err, r"--num-test 500: .* has no test_batch, so there is no test split to size$")
+    assert not (tmp_path / "o").exists()

@@ -250,8 +250,9 @@ def load_model(path, seed=None):
     model : FullyConnectedNet or TwoLayerNet
         With ``model.preprocessing`` (dict of arrays), ``model.class_names`` and
         ``model.metadata`` (the JSON metadata) set. ``predict`` and ``loss`` take inputs
-        preprocessed as in training: subtract ``model.preprocessing["mean_image"]`` (when
-        present) from raw images first, as ``nndl evaluate`` does.
+        preprocessed as in training: pass raw images through ``preprocess(model, X)`` first
+        (the mean image subtracted and, for a standardised model, the per-channel std divided
+        out), as ``nndl evaluate`` and ``nndl predict`` do.
     """
     seed = check_seed(seed)  # the models' own check: None, an int >= 0 or a Generator
     meta, arrays = load_checkpoint(path)

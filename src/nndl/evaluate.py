@@ -141,7 +141,7 @@ def run_evaluate_command(args):
                         f"shape {X.shape[1:]}")
     else:
         X = preprocess(model, X)
-    check_tta(args.tta, args.model, X.shape[1:])
+    check_tta(args.tta, args.model, X.shape[1:], model)
     print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})"
           + (f", test-time augmentation: {args.tta}" if args.tta else ""))
     predictions = model.predict(X) if args.tta is None else class_probabilities(model, X, tta=args.tta).argmax(1)

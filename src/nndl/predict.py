@@ -200,8 +200,14 @@ def class_probabilities(model, X, batch_size=1024, tta=None):
     """
     if tta is not None and tta not in TEST_TIME_AUGMENTATIONS:
         raise ValueError(f"tta must be None or one of {', '.join(TEST_TIME_AUGMENTATIONS)}; got {tta!r}")
-    if tta == "flip" and X.ndim != 4:
-        raise ValueError(f"tta 'flip' needs images (N, channels, height, width), got inputs of shape {X.shape}")
+    if tta == "flip":
+        # Channels-last images would be mirrored along their channels: check the layout (against
+        # the mean image of a loaded model file; a model built in Python has none).
+        mean = getattr(model, "preprocessing", {}).get("mean_image")
+        image = mean.shape if mean is not None and mean.ndim == 3 else None
+        if X.ndim != 4 or (image is not None and X.shape[1:] != image):
+            expected = "(N, channels, height, width)" if image is None else f"(N, {', '.join(map(str, image))})"
+            raise ValueError(f"tta 'flip' needs images {expected}, got inputs of shape {X.shape}")
     out = np.empty((X.shape[0], model.num_classes))
     for start in range(0, X.shape[0], batch_size):
         batch = X[start:start + batch_size].astype(model.dtype, copy=False)
@@ -212,11 +218,18 @@ def class_probabilities(model, X, batch_size=1024, tta=None):
     return out
 
 
-def check_tta(tta, path, input_shape):
-    """Refuse ``--tta`` for a model (file ``path``) whose inputs of ``input_shape`` are not images."""
-    if tta is not None and len(input_shape) != 3:
+def check_tta(tta, path, input_shape, model):
+    """Refuse ``--tta`` for a model (file ``path``) whose inputs of ``input_shape`` are not images;
+    note it for a model that ``nndl train`` trained without flips."""
+    if tta is None:
+        return
+    if len(input_shape) != 3:
         raise UserError(f"--tta {tta}: {path} takes inputs of shape {input_shape}, not images "
                         f"(channels, height, width)")
+    training = (model.metadata or {}).get("training") or {}
+    if "augment" in training and training["augment"] is None:
+        print(f"note: {path} was trained without flips (augment none); --tta {tta} may lower its accuracy",
+              file=sys.stderr)
 
 
 def run_predict_command(args):
@@ -236,7 +249,7 @@ def run_predict_command(args):
     names = [str(n) for n in (model.class_names or range(model.num_classes))]
     dataset = ((model.metadata or {}).get("dataset") or {}).get("name")
     input_shape = _input_shape(model)
-    check_tta(args.tta, args.model, input_shape)
+    check_tta(args.tta, args.model, input_shape, model)
     rows = []
     for path in args.inputs:  # every input is read before anything is written
         X = read_inputs(path, input_shape, args.key, dataset)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .data import DATASET_NAMES, SPLIT_DEFAULTS
 
-__all__ = ["RECIPES", "DATASET_RECIPES", "SETTINGS", "DATASETS", "TRAIN_DEFAULTS", "recipe_settings",
+__all__ = ["RECIPES", "DATASET_RECIPES", "RECIPE_DATASETS", "SETTINGS", "DATASETS", "TRAIN_DEFAULTS", "recipe_settings",
            "build_model", "solver_options"]
 
 DATASETS = DATASET_NAMES  # the datasets of nndl's one loader (nndl.data)
@@ -83,6 +83,10 @@ RECIPES["cifar10"] = dict(
 DATASET_RECIPES = {"digits": "digits", "cifar10": "cifar10"}
 """The recipe ``nndl train --dataset D`` uses without ``--recipe``."""
 
+RECIPE_DATASETS = {"digits": "digits", "seed": "cifar10", "cifar10": "cifar10"}
+"""The dataset each recipe was made for (``nndl train --recipe R`` trains on it without
+``--dataset``); a recipe's split sizes are that dataset's ``SPLIT_DEFAULTS``."""
+
 TRAIN_DEFAULTS = {dataset: RECIPES[name] for dataset, name in DATASET_RECIPES.items()}
 """Each dataset's default settings (the settings of its default recipe)."""
 
@@ -98,7 +102,13 @@ def recipe_settings(name):
 
 def build_model(settings, input_dim, num_classes, rng):
     """The model of ``settings``: a TwoLayerNet for one hidden layer (the course's), else a
-    FullyConnectedNet."""
+    FullyConnectedNet.
+
+    ``rng`` seeds the initial weights (and dropout masks): an ``np.random.Generator``, an int
+    >= 0 or None, as the models' ``seed`` takes. The data-side settings (``standardize``,
+    ``num_validation``, ``num_test``) are not used here: pass them to
+    ``nndl.data.load_dataset``.
+    """
     from .fc_net import FullyConnectedNet, TwoLayerNet
 
     common = dict(input_dim=input_dim, num_classes=num_classes, dropout=settings["dropout"], reg=settings["reg"],
@@ -112,9 +122,16 @@ def build_model(settings, input_dim, num_classes, rng):
 def solver_options(settings, image_shape=None):
     """The ``Solver`` keyword arguments of ``settings`` (without data, seed or callbacks).
 
-    ``image_shape`` (C, H, W) is needed when the recipe augments its images.
+    ``image_shape`` (C, H, W) is needed when the recipe augments its images. The model-side
+    settings are ``build_model``'s and the data-side ones ``nndl.data.load_dataset``'s; a key
+    that is no setting at all (a misspelling) is a ``ValueError``.
     """
     from .augment import standard_augment
+
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"settings has unknown keys {', '.join(map(repr, unknown))}; the settings are "
+                         f"{', '.join(SETTINGS)}")
 
     optim_config = {"learning_rate": settings["learning_rate"]}
     if settings["weight_decay"]:

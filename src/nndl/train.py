@@ -28,10 +28,11 @@ import numpy as np
 from ._files import missing_paths, write_atomically
 from .cli import (OUTPUT_FILES, UserError, _decay, _md5, _nonneg_float, _nonneg_int, _positive_float, _positive_int,
                   _probability, _score, prepare_out_dir)
-from .data import cifar10_dir as _cifar_dir, load_dataset
+from .data import SPLIT_DEFAULTS, cifar10_dir as _cifar_dir, load_dataset
 # The settings of each recipe, and which recipe each dataset trains by default, live in the
 # library (nndl.recipes), so that the benchmarks and the estimator train them the same way.
-from .recipes import DATASET_RECIPES, DATASETS, RECIPES, TRAIN_DEFAULTS, build_model, recipe_settings, solver_options
+from .recipes import (DATASET_RECIPES, DATASETS, RECIPE_DATASETS, RECIPES, TRAIN_DEFAULTS, build_model,
+                      recipe_settings, solver_options)
 
 __all__ = ["add_train_arguments", "run_train_command"]
 
@@ -58,9 +59,10 @@ def add_train_arguments(parser):
 
 def _add_data_arguments(data):
     """``nndl train``'s data options (dataset, split, preprocessing, augmentation)."""
-    data.add_argument("--dataset", choices=DATASETS, default="digits",
+    data.add_argument("--dataset", choices=DATASETS,
                       help="digits: the built-in 8x8 handwritten digits (no download); cifar10: CIFAR-10 "
-                           "in its official python format (default: digits)")
+                           "in its official python format (default: the --resume checkpoint's, else the "
+                           "--recipe's, else digits)")
     data.add_argument("--data-dir", metavar="DIR",
                       help="CIFAR-10 directory holding data_batch_1..5 (and test_batch) "
                            "(default: $NNDL_DATA_DIR/cifar-10-batches-py, $NNDL_DATA_DIR defaulting to ~/.cache/nndl)")
@@ -167,9 +169,39 @@ _RESUMED_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "we
                   "learning_rate")
 
 
+def _resolve_dataset(args):
+    """Fill in ``args.dataset`` when it is not given: the ``--resume`` checkpoint's (whose CIFAR-10
+    directory is also the default ``--data-dir``), else the ``--recipe``'s, else the digits."""
+    if args.resume is not None:
+        from .checkpoint import load_model
+
+        saved = (load_model(args.resume).metadata or {}).get("dataset") or {}
+        name = saved.get("name")
+        if name is not None and args.dataset not in (None, name):
+            raise UserError(f"--dataset {args.dataset}: {args.resume} was trained on {name}")
+        args.dataset = args.dataset or name
+        if args.dataset == name and args.data_dir is None:
+            args.data_dir = saved.get("data_dir")
+    if args.dataset is None:
+        args.dataset = RECIPE_DATASETS[args.recipe] if args.recipe else "digits"
+
+
+def _recipe_name(args):
+    return args.recipe or DATASET_RECIPES[args.dataset]
+
+
 def _train_settings(args):
-    """The effective settings: the flags given, the recipe's (by default the dataset's) for the rest."""
-    settings = recipe_settings(args.recipe or DATASET_RECIPES[args.dataset])
+    """The effective settings: the flags given, the recipe's (by default the dataset's) for the rest,
+    with the dataset's split sizes (a recipe made for another dataset does not bring its own)."""
+    if args.resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k in _RESUMED_FLAGS if getattr(args, k) is not None] + \
+                (["--batchnorm"] if args.batchnorm else [])
+        if given:
+            raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
+                            f"state come from the checkpoint")
+    _resolve_dataset(args)
+    settings = recipe_settings(_recipe_name(args))
+    settings.update(SPLIT_DEFAULTS[args.dataset])
     for key in settings:
         value = getattr(args, key, None)
         if value is not None:
@@ -179,6 +211,16 @@ def _train_settings(args):
             settings[key] = None
     if settings["lr_schedule"] is not None and args.lr_decay is None:
         settings["lr_decay"] = 1.0  # the recipe's per-epoch decay gives way to the chosen schedule
+    elif args.lr_decay not in (None, 1.0) and args.lr_schedule is None and settings["lr_schedule"] is not None:
+        # and, the other way round, the recipe's schedule gives way to a chosen per-epoch decay
+        print(f"note: --lr-decay {args.lr_decay} replaces the {_recipe_name(args)} recipe's "
+              f"{settings['lr_schedule']} schedule", file=sys.stderr)
+        settings["lr_schedule"] = None
+    if settings["weight_decay"] and args.weight_decay is None and args.update_rule not in (None, "adamw", "sgdw"):
+        # A rule the user chose drops the recipe's decoupled decay, which only adamw/sgdw have.
+        print(f"note: --update-rule {args.update_rule} has no decoupled weight decay; the "
+              f"{_recipe_name(args)} recipe's {settings['weight_decay']} is off (--reg gives L2)", file=sys.stderr)
+        settings["weight_decay"] = 0.0
     if settings["augment"] is not None and args.dataset == "digits" and args.crop_padding is None:
         settings["crop_padding"] = 1  # 8x8 digits: a 4-pixel shift would move half a digit out
     if args.batchnorm:
@@ -188,17 +230,16 @@ def _train_settings(args):
     if args.dataset != "cifar10" and (args.download or args.data_dir is not None):
         flag = "--download" if args.download else "--data-dir"
         raise UserError(f"{flag} applies to --dataset cifar10 only (the digits are built in)")
-    if args.resume is not None:
-        given = [f"--{k.replace('_', '-')}" for k in _RESUMED_FLAGS if getattr(args, k) is not None] + \
-                (["--batchnorm"] if args.batchnorm else [])
-        if given:
-            raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
-                            f"state come from the checkpoint")
     _check_flag_combinations(args, settings)
     return settings
 
 
 _IMAGE_SIZE = {"digits": 8, "cifar10": 32}  # pixels per side, for the crop check before loading
+
+
+def _origin(args, key):
+    """' (the R recipe's)' when setting ``key`` came from the recipe, not from a flag."""
+    return "" if getattr(args, key, None) is not None else f" (the {_recipe_name(args)} recipe's)"
 
 
 def _check_flag_combinations(args, settings):
@@ -209,7 +250,11 @@ def _check_flag_combinations(args, settings):
                         f"the learning rate; use one (--lr-decay 1 with a schedule)")
     if settings["weight_decay"] and settings["update_rule"] not in ("adamw", "sgdw"):
         raise UserError(f"--weight-decay {settings['weight_decay']} (decoupled) needs --update-rule adamw or sgdw, "
-                        f"got {settings['update_rule']}; use --reg for L2 with other rules")
+                        f"got {settings['update_rule']}{_origin(args, 'update_rule')}; use --reg for L2 with "
+                        f"other rules")
+    if args.weight_scale is not None and settings["init"] is not None:
+        raise UserError(f"--weight-scale {args.weight_scale} applies to --init none only, but the weights are "
+                        f"initialised by --init {settings['init']}{_origin(args, 'init')}")
     if args.warmup_epochs is not None and settings["lr_schedule"] != "cosine":
         raise UserError(f"--warmup-epochs {args.warmup_epochs} applies to --lr-schedule cosine only, "
                         f"got --lr-schedule {settings['lr_schedule'] or 'none'}")
@@ -422,7 +467,12 @@ def _restore_settings(args, settings, saved):
         if given is None:
             settings[key] = value
         elif given != value and key not in ("batch_size", "sampling", "lr_decay"):  # those the Solver refuses
-            print(f"note: --{key.replace('_', '-')} {given} differs from the checkpoint's {value}", file=sys.stderr)
+            # The schedule is the checkpoint's (the Solver resumes only under it); other flags win.
+            kept = key == "lr_schedule"
+            shown = value.get("name", value) if isinstance(value, dict) else value
+            used = "the checkpoint's is used" if kept else "yours is used"
+            print(f"note: --{key.replace('_', '-')} {given} differs from the checkpoint's {shown}; {used}",
+                  file=sys.stderr)
 
 
 def _resume_settings(args, settings):
@@ -470,6 +520,10 @@ def _training_data(args, settings):
     if args.dataset == "cifar10" and args.download:
         _download(_cifar_dir(args.data_dir), args.download_url or CIFAR10_URL, args.download_md5 or CIFAR10_MD5,
                   progress=not args.quiet)
+    if args.dataset == "cifar10" and args.num_test and os.path.isdir(_cifar_dir(args.data_dir)) \
+            and not os.path.isfile(os.path.join(_cifar_dir(args.data_dir), "test_batch")):
+        raise UserError(f"--num-test {args.num_test}: {_cifar_dir(args.data_dir)} has no test_batch, so there is "
+                        f"no test split to size")
     data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
                                 dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
     source = source.to_dict()  # as stored in the model file
@@ -527,7 +581,7 @@ def _train(args, settings, out):
     if solver.stopped_epoch is not None:
         best = int(np.argmax(solver.val_acc_history))
         print(f"stopped early at epoch {solver.stopped_epoch}: no better validation accuracy for "
-              f"{settings['patience']} epochs; kept epoch {best} (validation accuracy {solver.best_val_acc:.4f})")
+              f"{settings['patience']} epoch{'s' if settings['patience'] != 1 else ''}; kept epoch {best} (validation accuracy {solver.best_val_acc:.4f})")
     written = _write_outputs(args, settings, out, solver, data, source, preprocessing, seconds)
     done = solver.epoch - epochs_before
     which = ""
@@ -554,7 +608,7 @@ def _write_outputs(args, settings, out, solver, data, source, preprocessing, sec
     training = {k: settings[k] for k in ("update_rule", "learning_rate", "lr_decay", "epochs", "batch_size",
                                          "num_train_samples", "sampling", "weight_decay", "lr_schedule",
                                          "warmup_epochs", "augment", "crop_padding", "standardize", "patience")}
-    training["recipe"] = args.recipe or DATASET_RECIPES[args.dataset]
+    training["recipe"] = _recipe_name(args)
     if solver.stopped_epoch is not None:
         training["stopped_early_at_epoch"] = solver.stopped_epoch
     training["seed"] = args.seed
