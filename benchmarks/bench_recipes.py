@@ -61,11 +61,12 @@ def load_digits_split(settings):
 
 def run_nndl(settings, data, seed=0):
     """Train ``settings`` on ``data``; returns the figures of the run."""
-    rng = np.random.default_rng(seed)
+    # Seeded as nndl train --seed seeds its run, so that the digits figures are nndl train's.
+    model_rng, solver_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     image_shape = data["X_train"].shape[1:]
-    model = recipes.build_model(settings, int(np.prod(image_shape)), 10, rng)
+    model = recipes.build_model(settings, int(np.prod(image_shape)), 10, model_rng)
     solver = Solver(model, {k: data[k] for k in ("X_train", "y_train", "X_val", "y_val")}, verbose=False,
-                    seed=rng, **recipes.solver_options(settings, image_shape))
+                    seed=solver_rng, **recipes.solver_options(settings, image_shape))
     start = time.perf_counter()
     solver.train()
     seconds = time.perf_counter() - start
@@ -244,8 +245,8 @@ def measure_overhead(settings, data, epochs=2):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--recipe", action="append", default=[])
+    parser.add_argument("--data-dir", help="the CIFAR-10 subset (for every recipe but digits, and --overhead)")
+    parser.add_argument("--recipe", action="append", default=[], choices=list(recipes.RECIPES))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--torch", action="store_true")
     parser.add_argument("--overhead", action="store_true")
@@ -257,9 +258,16 @@ def main(argv=None):
         key, _, value = item.partition("=")
         if key not in recipes.SETTINGS:
             parser.error(f"--set: unknown setting {key!r}")
-        changes[key] = json.loads(value)
-    results = {"split": {"train": 5170 - NUM_TEST - NUM_VALIDATION, "val": NUM_VALIDATION, "test": NUM_TEST,
-                         "digits": "nndl train --dataset digits's split (1,257 / 180 / 360)"},
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--set {item}: the value must be JSON (a string in quotes: {key}='\"{value}\"')")
+    if args.data_dir is None and (args.overhead or any(r != "digits" for r in args.recipe)):
+        parser.error("--data-dir (the CIFAR-10 subset) is needed for the CIFAR-10 recipes and --overhead")
+    split = {"train": 5170 - NUM_TEST - NUM_VALIDATION, "val": NUM_VALIDATION, "test": NUM_TEST}
+    if "digits" in args.recipe:
+        split = {**(split if args.data_dir else {}), "digits": {"train": 1257, "val": 180, "test": 360}}
+    results = {"split": split,
                "changes": changes, "runs": []}
     for name in args.recipe:
         settings = {**recipes.recipe_settings(name), **changes}
