@@ -256,10 +256,10 @@ def _check_flag_combinations(args, settings):
         raise UserError(f"--weight-scale {args.weight_scale} applies to --init none only, but the weights are "
                         f"initialised by --init {settings['init']}{_origin(args, 'init')}")
     if args.warmup_epochs is not None and settings["lr_schedule"] != "cosine":
-        raise UserError(f"--warmup-epochs {args.warmup_epochs} applies to --lr-schedule cosine only, "
+        raise UserError(f"--warmup-epochs {args.warmup_epochs:g} applies to --lr-schedule cosine only, "
                         f"got --lr-schedule {settings['lr_schedule'] or 'none'}")
     if settings["lr_schedule"] == "cosine" and settings["warmup_epochs"] >= settings["epochs"]:
-        raise UserError(f"--warmup-epochs {settings['warmup_epochs']} must be shorter than the run's "
+        raise UserError(f"--warmup-epochs {settings['warmup_epochs']:g} must be shorter than the run's "
                         f"--epochs {settings['epochs']}")
     if args.crop_padding is not None and settings["augment"] is None:
         raise UserError(f"--crop-padding {args.crop_padding} applies to --augment flip-crop only")
@@ -524,8 +524,12 @@ def _training_data(args, settings):
             and not os.path.isfile(os.path.join(_cifar_dir(args.data_dir), "test_batch")):
         raise UserError(f"--num-test {args.num_test}: {_cifar_dir(args.data_dir)} has no test_batch, so there is "
                         f"no test split to size")
-    data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
-                                dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
+    try:
+        data, source = load_dataset(args.dataset, args.data_dir, settings["num_validation"], settings["num_test"],
+                                    dtype=np.dtype(settings["dtype"]), standardize=settings["standardize"])
+    except ValueError as exc:
+        # The loader names its parameters; the user typed (or defaulted) the flags of the same names.
+        raise UserError(re.sub(r"\bnum_(validation|test)\b", r"--num-\1", str(exc))) from None
     source = source.to_dict()  # as stored in the model file
     if args.batch_size is not None and args.batch_size > len(data["y_train"]):
         # The Solver would draw each batch with replacement from fewer examples: a typo, surely.
