@@ -1,4 +1,4 @@
-"""Accuracy and time of nndl's training recipes on a held-out CIFAR-10 split (run by hand).
+"""Accuracy and time of nndl's training recipes on held-out test images (run by hand).
 
 The split (the shared subset has no test batch, so part of it is held out as the test set):
 load the five training batches in order (data_batch_1: 1,102 images, data_batch_2..5: 1,017

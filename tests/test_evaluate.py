@@ -89,6 +89,9 @@ def test_evaluate_a_library_saved_model_with_dataset_given(tmp_path, capsys):
     status, out, err = run(["evaluate", tmp_path / "m.npz", "--dataset", "digits"], capsys)
     assert status == 0 and accuracy_line(out).group(3) == "360"
     assert "has no mean image; scoring the images without mean subtraction" in err
+    # Its inputs are 64 flat features, not images: no test-time flips, as nndl predict says.
+    status, _, err = run(["evaluate", tmp_path / "m.npz", "--dataset", "digits", "--tta", "flip"], capsys)
+    assert_one_line_error(status, err, r"--tta flip: .*m.npz takes inputs of shape \(64,\), not images")
 
 
 def test_evaluate_a_digits_model_trained_without_a_test_split(tmp_path, capsys):

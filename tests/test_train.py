@@ -18,8 +18,9 @@ from cli_helpers import cifar_dir as _cifar_dir
 
 from nndl import cli
 from nndl import train as train_command
-from nndl.checkpoint import load_model
+from nndl.checkpoint import load_model, save_model
 from nndl.data_utils import CIFAR10_FILES
+from nndl.fc_net import FullyConnectedNet
 
 
 # --------------------------------------------------------------------------- training runs
@@ -161,6 +162,8 @@ def test_resume_through_the_command_line_matches_an_uninterrupted_run(tmp_path, 
     (["--resume", "ckpt.npz", "--hidden", "10", "--lr", "0.1"], "--hidden, --learning-rate cannot be combined with "
                                                                  "--resume: the model and the optimizer state come"),
     (["--resume", "nothing.npz"], "model file not found: nothing.npz"),
+    (["--resume", "ckpt.npz", "--init", "xavier", "--label-smoothing", "0", "--lr-schedule", "cosine", "--recipe", "seed"],
+     "--recipe, --init, --label-smoothing, --lr-schedule cannot be combined with --resume"),
     (["--batch-size", "5000"], "--batch-size must be at most the 1257 training examples, got 5000"),
     (["--num-validation", "1700"], r"^nndl: error: --num-validation \+ --num-test must leave some of the 1797 digits for training, got 1700 \+ 360"),
     (["--learning-rate", "1e9", "--update-rule", "sgd", "--weight-scale", "10", "--epochs", "1"],
@@ -394,9 +397,11 @@ def test_a_chosen_rule_or_decay_replaces_the_recipes_conflicting_default_with_a_
     assert training["weight_decay"] == 0.0 and training["lr_schedule"] is None and training["lr_decay"] == 0.9
 
 
-def test_resume_takes_the_dataset_and_its_directory_from_the_checkpoint(cifar_subset_dir, tmp_path, capsys):
-    assert run(["train", "--dataset", "cifar10", "--data-dir", cifar_subset_dir, "--hidden", 16, "--lr-schedule", "none",
-                "--epochs", 1, "--checkpoints", "--out", tmp_path / "a", "-q"], capsys)[0] == 0
+def test_resume_takes_the_dataset_directory_and_recipe_from_the_checkpoint(cifar_subset_dir, tmp_path, capsys):
+    data_dir = tmp_path / "cdata"
+    data_dir.symlink_to(cifar_subset_dir)
+    assert run(["train", "--recipe", "seed", "--data-dir", data_dir, "--epochs", 1, "--checkpoints",
+                "--out", tmp_path / "a", "-q"], capsys)[0] == 0
     checkpoint = tmp_path / "a" / "checkpoints" / "epoch_1.npz"
     status, _, err = run(["train", "--resume", checkpoint, "--dataset", "digits", "--epochs", 2,
                           "--out", tmp_path / "b"], capsys)
@@ -404,6 +409,21 @@ def test_resume_takes_the_dataset_and_its_directory_from_the_checkpoint(cifar_su
     status, out, err = run(["train", "--resume", checkpoint, "--epochs", 2, "--out", tmp_path / "c", "-q"], capsys)
     assert status == 0, err
     assert "cifar10: 4170 training, 1000 validation" in out and "resuming at epoch 1 of 2" in out
+    assert json.loads((tmp_path / "c" / "history.json").read_text())["training"]["recipe"] == "seed"
+    # The directory it was trained on is gone: said, not replaced by the default directory.
+    data_dir.unlink()
+    status, _, err = run(["train", "--resume", checkpoint, "--epochs", 2, "--out", tmp_path / "d"], capsys)
+    assert_one_line_error(status, err, r"--resume .*epoch_1.npz was trained on the CIFAR-10 directory .*cdata, which "
+                                       r"is missing; pass --data-dir$")
+    status, out, err = run(["train", "--resume", checkpoint, "--data-dir", cifar_subset_dir, "--epochs", 2,
+                            "--out", tmp_path / "e", "-q"], capsys)
+    assert status == 0 and "resuming at epoch 1 of 2" in out, err
+
+
+def test_resume_of_a_file_without_its_dataset_needs_dataset(tmp_path, capsys):
+    save_model(tmp_path / "m.npz", FullyConnectedNet([5], input_dim=64, num_classes=10, seed=0))
+    status, _, err = run(["train", "--resume", tmp_path / "m.npz", "--out", tmp_path / "o"], capsys)
+    assert_one_line_error(status, err, r"--resume .*m.npz does not record its dataset; pass --dataset$")
 
 
 def test_num_test_for_a_directory_without_a_test_batch_is_refused(cifar_subset_dir, tmp_path, capsys):

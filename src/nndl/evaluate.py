@@ -21,7 +21,7 @@ from .cli import UserError, _score
 # One loader for every command: data by name with its DatasetSource (nndl.data).
 from .data import DatasetSource, cifar10_dir as _cifar_dir, load_dataset
 from .data_utils import DIGITS_SPLIT_SEED
-from .predict import add_tta_argument, check_tta, class_probabilities
+from .predict import _input_shape, add_tta_argument, check_tta, class_probabilities
 from .recipes import DATASETS
 
 __all__ = ["add_evaluate_arguments", "run_evaluate_command"]
@@ -125,6 +125,7 @@ def run_evaluate_command(args):
     from .checkpoint import load_model, preprocess
 
     model = load_model(args.model)
+    check_tta(args.tta, args.model, _input_shape(model), model)  # the model's inputs, before any data loads
     source = _saved_source(args.model, model)
     name, split, data = _evaluation_split(args, model, source)
     _check_classes(args.model, model, name, data["class_names"])
@@ -141,7 +142,6 @@ def run_evaluate_command(args):
                         f"shape {X.shape[1:]}")
     else:
         X = preprocess(model, X)
-    check_tta(args.tta, args.model, X.shape[1:], model)
     print(f"model: {args.model} ({type(model).__name__}, trained on {source.name if source else 'unknown data'})"
           + (f", test-time augmentation: {args.tta}" if args.tta else ""))
     predictions = model.predict(X) if args.tta is None else class_probabilities(model, X, tta=args.tta).argmax(1)

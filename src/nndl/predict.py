@@ -203,7 +203,7 @@ def class_probabilities(model, X, batch_size=1024, tta=None):
     if tta == "flip":
         # Channels-last images would be mirrored along their channels: check the layout (against
         # the mean image of a loaded model file; a model built in Python has none).
-        mean = getattr(model, "preprocessing", {}).get("mean_image")
+        mean = (getattr(model, "preprocessing", None) or {}).get("mean_image")
         image = mean.shape if mean is not None and mean.ndim == 3 else None
         if X.ndim != 4 or (image is not None and X.shape[1:] != image):
             expected = "(N, channels, height, width)" if image is None else f"(N, {', '.join(map(str, image))})"
@@ -226,7 +226,7 @@ def check_tta(tta, path, input_shape, model):
     if len(input_shape) != 3:
         raise UserError(f"--tta {tta}: {path} takes inputs of shape {input_shape}, not images "
                         f"(channels, height, width)")
-    training = (model.metadata or {}).get("training") or {}
+    training = (getattr(model, "metadata", None) or {}).get("training") or {}
     if "augment" in training and training["augment"] is None:
         print(f"note: {path} was trained without flips (augment none); --tta {tta} may lower its accuracy",
               file=sys.stderr)

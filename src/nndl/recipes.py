@@ -19,7 +19,8 @@ Recipes (accuracy and time of each: ``docs/recipes.md``, measured by
   standardisation, random flips and 4-pixel reflect crops, He initialisation, batchnorm,
   AdamW with decoupled weight decay, a one-cycle schedule, label smoothing 0.1.
 
-Adding a recipe: add its dict to ``RECIPES`` (start from ``dict(RECIPES['cifar10'], ...)``),
+Adding a recipe: add its dict to ``RECIPES`` (start from ``dict(RECIPES['cifar10'], ...)``) and
+its dataset to ``RECIPE_DATASETS``,
 measure it with ``benchmarks/bench_recipes.py --recipe NAME`` and document the figures.
 """
 

@@ -164,24 +164,35 @@ def _add_output_arguments(out):
                           "seconds) to FILE")
 
 
-# What a checkpoint fixes: flags for these cannot be combined with --resume.
-_RESUMED_FLAGS = ("hidden", "activation", "normalization", "dropout", "reg", "weight_scale", "dtype",
-                  "learning_rate")
+# What a checkpoint fixes (the model, the optimizer and its state, the schedule, the recipe they
+# came from): flags for these cannot be combined with --resume.
+_RESUMED_FLAGS = ("recipe", "hidden", "activation", "normalization", "dropout", "reg", "weight_scale", "init",
+                  "label_smoothing", "dtype", "update_rule", "learning_rate", "weight_decay", "lr_decay",
+                  "lr_schedule", "warmup_epochs")
 
 
 def _resolve_dataset(args):
     """Fill in ``args.dataset`` when it is not given: the ``--resume`` checkpoint's (whose CIFAR-10
     directory is also the default ``--data-dir``), else the ``--recipe``'s, else the digits."""
     if args.resume is not None:
-        from .checkpoint import load_model
+        from .checkpoint import load_checkpoint
 
-        saved = (load_model(args.resume).metadata or {}).get("dataset") or {}
+        meta = load_checkpoint(args.resume)[0]
+        saved = meta.get("dataset") or {}
         name = saved.get("name")
+        if name is None and args.dataset is None:
+            raise UserError(f"--resume {args.resume} does not record its dataset; pass --dataset")
         if name is not None and args.dataset not in (None, name):
             raise UserError(f"--dataset {args.dataset}: {args.resume} was trained on {name}")
         args.dataset = args.dataset or name
-        if args.dataset == name and args.data_dir is None:
-            args.data_dir = saved.get("data_dir")
+        directory = saved.get("data_dir")
+        if args.dataset == name and args.data_dir is None and directory is not None:
+            if not os.path.isdir(directory):
+                raise UserError(f"--resume {args.resume} was trained on the CIFAR-10 directory {directory}, which "
+                                f"is missing; pass --data-dir")
+            args.data_dir = directory
+        # The recipe the checkpoint's run started from (recorded with its settings), for history.json.
+        args.recipe = (meta.get("settings") or {}).get("recipe")
     if args.dataset is None:
         args.dataset = RECIPE_DATASETS[args.recipe] if args.recipe else "digits"
 
@@ -459,20 +470,15 @@ def _remove_stale_temporaries(directory):
 def _restore_settings(args, settings, saved):
     """Take every setting the checkpoint recorded (``saved``) that no flag gives; a flag that
     differs from the checkpoint gets a note (the Solver refuses the ones that would change the
-    run: batch size, sampling, lr decay)."""
+    run: batch size, sampling). The flags of ``_RESUMED_FLAGS`` were refused before."""
     for key, value in saved.items():
         if key not in settings or key in ("epochs", "learning_rate"):
             continue  # --epochs is the new total; the learning rate is the optimizer's state
-        given = getattr(args, key, None)
-        if given is None:
+        if getattr(args, key, None) is None:
             settings[key] = value
-        elif given != value and key not in ("batch_size", "sampling", "lr_decay"):  # those the Solver refuses
-            # The schedule is the checkpoint's (the Solver resumes only under it); other flags win.
-            kept = key == "lr_schedule"
-            shown = value.get("name", value) if isinstance(value, dict) else value
-            used = "the checkpoint's is used" if kept else "yours is used"
-            print(f"note: --{key.replace('_', '-')} {given} differs from the checkpoint's {shown}; {used}",
-                  file=sys.stderr)
+        elif settings[key] != value and key not in ("batch_size", "sampling"):  # those the Solver refuses
+            print(f"note: --{key.replace('_', '-')} {settings[key]} differs from the checkpoint's {value}; "
+                  f"yours is used", file=sys.stderr)
 
 
 def _resume_settings(args, settings):
@@ -573,7 +579,8 @@ def _train(args, settings, out):
     if args.checkpoints:
         _check_checkpoint_names(os.path.join(out, "checkpoints"), epochs)
         solver.epoch_callback = _Checkpointer(os.path.join(out, "checkpoints"), reporter, replace_later=args.force,
-                                              preprocessing=preprocessing, settings=settings,
+                                              preprocessing=preprocessing,
+                                              settings=dict(settings, recipe=_recipe_name(args)),
                                               class_names=data["class_names"], dataset=source)
     start = time.perf_counter()
     epochs_before = solver.epoch  # a resumed run starts at its checkpoint's epoch
