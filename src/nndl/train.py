@@ -151,8 +151,9 @@ def _add_optimisation_arguments(optim):
 def _add_output_arguments(out):
     """``nndl train``'s output options (directory, checkpoints, progress, logs)."""
     out.add_argument("--out", metavar="DIR", help="output directory (default: runs/DATASET)")
-    out.add_argument("--force", action="store_true", help=f"overwrite {', '.join(OUTPUT_FILES)} in --out "
-                                                            "(with --checkpoints, replace its checkpoints too, once this run has written its first)")
+    out.add_argument("--force", action="store_true",
+                     help=f"overwrite {', '.join(OUTPUT_FILES)} in --out (with --checkpoints, replace its "
+                          "checkpoints too, once this run has written its first)")
     out.add_argument("--checkpoints", action="store_true",
                      help="also save a resumable Solver checkpoint after every epoch in --out/checkpoints")
     out.add_argument("--resume", metavar="CHECKPOINT",
@@ -504,6 +505,7 @@ def _resume_settings(args, settings):
                         f"{args.resume} has already done, got {settings['epochs']}")
     return resumed
 
+
 def _download(directory, url, md5, progress):
     """Make sure ``directory`` holds CIFAR-10, fetching the archive if it does not."""
     from .data_utils import CIFAR10_FILES, download_cifar10
@@ -592,7 +594,8 @@ def _train(args, settings, out):
     if solver.stopped_epoch is not None:
         best = int(np.argmax(solver.val_acc_history))
         print(f"stopped early at epoch {solver.stopped_epoch}: no better validation accuracy for "
-              f"{settings['patience']} epoch{'s' if settings['patience'] != 1 else ''}; kept epoch {best} (validation accuracy {solver.best_val_acc:.4f})")
+              f"{settings['patience']} epoch{'s' if settings['patience'] != 1 else ''}; kept epoch {best} "
+              f"(validation accuracy {solver.best_val_acc:.4f})")
     written = _write_outputs(args, settings, out, solver, data, source, preprocessing, seconds)
     done = solver.epoch - epochs_before
     which = ""
@@ -602,6 +605,7 @@ def _train(args, settings, out):
     print(f"trained {done} epoch{'' if done == 1 else 's'}{which} in {seconds:.1f} s; "
           f"wrote {', '.join(written)} to {out}")
     return 0
+
 
 def _write_json(path, obj):
     """Write ``obj`` as JSON to ``path`` atomically."""
