@@ -63,21 +63,31 @@ def expected_probs(model, X, mean, std=1.0):
     return p / p.sum(axis=1, keepdims=True)
 
 
-def test_predictions_apply_the_model_files_preprocessing(cifar_model, tmp_path):
-    path, model, mean, std = cifar_model
-    X = np.random.default_rng(1).uniform(0, 255, size=(4, 3, 32, 32))
+def predict_random_images(path, tmp_path, seed, n, *flags):
+    """Save ``n`` random raw CIFAR-10-sized images as x.npy and run ``nndl predict`` on them with
+    ``flags``; returns the images and the command's (status, stdout, stderr)."""
+    X = np.random.default_rng(seed).uniform(0, 255, size=(n, 3, 32, 32))
     np.save(tmp_path / "x.npy", X)
-    status, out, err = nndl("predict", path, "x.npy", "--top", "3", cwd=tmp_path)
-    assert status == 0, err
-    probs = expected_probs(model, X, mean, std)
+    return X, nndl("predict", path, "x.npy", *flags, cwd=tmp_path)
+
+
+def assert_ranked_lines(out, probs, k):
+    """``out`` has one line per row of ``probs``: x.npy[i], then its k most probable classes."""
     lines = out.strip().splitlines()
-    assert len(lines) == 4
+    assert len(lines) == len(probs)
     for i, line in enumerate(lines):
         fields = line.split()
         assert fields[0] == f"x.npy[{i}]"
-        order = np.argsort(-probs[i])[:3]
+        order = np.argsort(-probs[i])[:k]
         assert fields[1::2] == [CIFAR10_CLASSES[c] for c in order]
         np.testing.assert_allclose([float(v) for v in fields[2::2]], probs[i, order], atol=1e-4)
+
+
+def test_predictions_apply_the_model_files_preprocessing(cifar_model, tmp_path):
+    path, model, mean, std = cifar_model
+    X, (status, out, err) = predict_random_images(path, tmp_path, 1, 4, "--top", "3")
+    assert status == 0, err
+    assert_ranked_lines(out, expected_probs(model, X, mean, std), 3)
 
 
 def test_layouts_of_the_same_examples_give_the_same_predictions(cifar_model, tmp_path):
@@ -102,9 +112,7 @@ def test_layouts_of_the_same_examples_give_the_same_predictions(cifar_model, tmp
 
 def test_csv_output_is_written_and_never_overwritten_without_force(cifar_model, tmp_path):
     path, model, mean, std = cifar_model
-    X = np.random.default_rng(3).uniform(0, 255, size=(5, 3, 32, 32))
-    np.save(tmp_path / "x.npy", X)
-    status, out, err = nndl("predict", path, "x.npy", "--top", "2", "--output", "p.csv", cwd=tmp_path)
+    X, (status, out, err) = predict_random_images(path, tmp_path, 3, 5, "--top", "2", "--output", "p.csv")
     assert status == 0, err
     assert "wrote 5 predictions to p.csv" in out
     with open(tmp_path / "p.csv", newline="") as f:
@@ -255,17 +263,11 @@ def test_flip_tta_refuses_channels_last_images_of_a_loaded_model(cifar_model):
 
 def test_predict_tta_flip_through_the_command(cifar_model, tmp_path):
     path, model, mean, std = cifar_model
-    X = np.random.default_rng(7).uniform(0, 255, size=(3, 3, 32, 32))
-    np.save(tmp_path / "x.npy", X)
-    status, out, err = nndl("predict", path, "x.npy", "--tta", "flip", "--top", "2", cwd=tmp_path)
+    X, (status, out, err) = predict_random_images(path, tmp_path, 7, 3, "--tta", "flip", "--top", "2")
     assert status == 0, err
     probs = 0.5 * (expected_probs(model, X, mean, std) + expected_probs(model, X[..., ::-1], mean[..., ::-1],
                                                                         std[..., ::-1]))
-    for i, line in enumerate(out.strip().splitlines()):
-        order = np.argsort(-probs[i])[:2]
-        fields = line.split()
-        assert fields[1::2] == [CIFAR10_CLASSES[c] for c in order]
-        np.testing.assert_allclose([float(v) for v in fields[2::2]], probs[i, order], atol=1e-4)
+    assert_ranked_lines(out, probs, 2)
 
 
 def test_predict_tta_refused_for_a_model_of_flat_inputs(tmp_path):

@@ -75,8 +75,9 @@ def add_tta_argument(parser):
 
 
 def _input_shape(model):
-    """The shape of one raw example: the mean image's when the model file has one, else flat."""
-    mean = model.preprocessing.get("mean_image")
+    """The shape of one raw example: the mean image's when the model file has one, else flat
+    (a model built in Python has no ``preprocessing``)."""
+    mean = (getattr(model, "preprocessing", None) or {}).get("mean_image")
     if mean is not None and int(np.prod(mean.shape)) == model.input_dim:
         return tuple(mean.shape)
     return (model.input_dim,)
@@ -201,12 +202,12 @@ def class_probabilities(model, X, batch_size=1024, tta=None):
     if tta is not None and tta not in TEST_TIME_AUGMENTATIONS:
         raise ValueError(f"tta must be None or one of {', '.join(TEST_TIME_AUGMENTATIONS)}; got {tta!r}")
     if tta == "flip":
-        # Channels-last images would be mirrored along their channels: check the layout (against
-        # the mean image of a loaded model file; a model built in Python has none).
-        mean = (getattr(model, "preprocessing", None) or {}).get("mean_image")
-        image = mean.shape if mean is not None and mean.ndim == 3 else None
-        if X.ndim != 4 or (image is not None and X.shape[1:] != image):
-            expected = "(N, channels, height, width)" if image is None else f"(N, {', '.join(map(str, image))})"
+        # Channels-last images would be mirrored along their channels: check the layout against
+        # the model's image shape when its file records one.
+        image = _input_shape(model)
+        known = len(image) == 3
+        if X.ndim != 4 or (known and X.shape[1:] != image):
+            expected = f"(N, {', '.join(map(str, image))})" if known else "(N, channels, height, width)"
             raise ValueError(f"tta 'flip' needs images {expected}, got inputs of shape {X.shape}")
     out = np.empty((X.shape[0], model.num_classes))
     for start in range(0, X.shape[0], batch_size):

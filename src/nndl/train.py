@@ -172,13 +172,12 @@ _RESUMED_FLAGS = ("recipe", "hidden", "activation", "normalization", "dropout", 
                   "lr_schedule", "warmup_epochs")
 
 
-def _resolve_dataset(args):
-    """Fill in ``args.dataset`` when it is not given: the ``--resume`` checkpoint's (whose CIFAR-10
-    directory is also the default ``--data-dir``), else the ``--recipe``'s, else the digits."""
-    if args.resume is not None:
-        from .checkpoint import load_checkpoint
-
-        meta = load_checkpoint(args.resume)[0]
+def _resolve_dataset(args, resumed):
+    """Fill in ``args.dataset`` when it is not given: the ``--resume`` checkpoint's (``resumed``,
+    whose CIFAR-10 directory is also the default ``--data-dir``), else the ``--recipe``'s, else the
+    digits."""
+    if resumed is not None:
+        meta = resumed.metadata
         saved = meta.get("dataset") or {}
         name = saved.get("name")
         if name is None and args.dataset is None:
@@ -203,15 +202,19 @@ def _recipe_name(args):
 
 
 def _train_settings(args):
-    """The effective settings: the flags given, the recipe's (by default the dataset's) for the rest,
-    with the dataset's split sizes (a recipe made for another dataset does not bring its own)."""
+    """``(settings, resumed)``: the effective settings (the flags given, the recipe's, by default
+    the dataset's, for the rest, with the dataset's split sizes: a recipe made for another dataset
+    does not bring its own), and the ``--resume`` checkpoint's model (None without it)."""
+    from .checkpoint import load_model
+
     if args.resume is not None:
         given = [f"--{k.replace('_', '-')}" for k in _RESUMED_FLAGS if getattr(args, k) is not None] + \
                 (["--batchnorm"] if args.batchnorm else [])
         if given:
             raise UserError(f"{', '.join(given)} cannot be combined with --resume: the model and the optimizer "
                             f"state come from the checkpoint")
-    _resolve_dataset(args)
+    resumed = load_model(args.resume) if args.resume is not None else None
+    _resolve_dataset(args, resumed)
     settings = recipe_settings(_recipe_name(args))
     settings.update(SPLIT_DEFAULTS[args.dataset])
     for key in settings:
@@ -243,7 +246,7 @@ def _train_settings(args):
         flag = "--download" if args.download else "--data-dir"
         raise UserError(f"{flag} applies to --dataset cifar10 only (the digits are built in)")
     _check_flag_combinations(args, settings)
-    return settings
+    return settings, resumed
 
 
 _IMAGE_SIZE = {"digits": 8, "cifar10": 32}  # pixels per side, for the crop check before loading
@@ -388,13 +391,13 @@ def _save_plots(out, solver, model, image_shape):
 
 def run_train_command(args):
     """``nndl train``: see ``add_train_arguments`` and the module docstring."""
-    settings = _train_settings(args)
+    settings, resumed = _train_settings(args)
     out = args.out if args.out is not None else os.path.join("runs", args.dataset)
     names = OUTPUT_FILES + (("checkpoints",) if args.checkpoints else ())
     created = missing_paths(out)
     prepare_out_dir(out, names, args.force)
     try:
-        return _train(args, settings, out)
+        return _train(args, settings, out, resumed)
     except BaseException:
         # A run that failed leaves no empty --out behind, nor the parents made for it
         # (checkpoints it wrote stay, and so do the folders holding them).
@@ -482,13 +485,10 @@ def _restore_settings(args, settings, saved):
                   f"yours is used", file=sys.stderr)
 
 
-def _resume_settings(args, settings):
-    """The model of ``--resume`` (None without it), with the run's settings taken from it."""
-    from .checkpoint import load_model
-
-    if args.resume is None:
-        return None
-    resumed = load_model(args.resume)
+def _resume_settings(args, settings, resumed):
+    """Take the run's settings from the ``--resume`` checkpoint's model ``resumed`` (if any)."""
+    if resumed is None:
+        return
     # The checkpoint's architecture and training settings, unless a flag overrides the latter.
     settings.update({k: v for k, v in resumed.config().items() if k in settings})
     settings["hidden"] = resumed.hidden_dims
@@ -503,7 +503,6 @@ def _resume_settings(args, settings):
     if isinstance(done, int) and done >= settings["epochs"]:
         raise UserError(f"--epochs is the new total and must be more than the {done} epochs "
                         f"{args.resume} has already done, got {settings['epochs']}")
-    return resumed
 
 
 def _download(directory, url, md5, progress):
@@ -553,11 +552,12 @@ def _training_data(args, settings):
     return data, source
 
 
-def _train(args, settings, out):
-    """``nndl train`` after ``--out`` is prepared; returns the exit status."""
+def _train(args, settings, out, resumed):
+    """``nndl train`` after ``--out`` is prepared (``resumed``: the ``--resume`` checkpoint's model,
+    or None); returns the exit status."""
     from .solver import Solver
 
-    resumed = _resume_settings(args, settings)
+    _resume_settings(args, settings, resumed)
     data, source = _training_data(args, settings)
     preprocessing = {k: data[k] for k in ("mean_image", "std_image") if k in data}
     image_shape = data["X_train"].shape[1:]
